@@ -1,0 +1,86 @@
+// The rule model of PRODUCT.md: what a DBA writes (RuleInput, plain views of one row of
+// connguard.rules) and what the server enforces (CompiledRule, trivially copyable so the
+// compiled rule set can live in shared memory as it is).
+#pragma once
+#include "no_postgres.h"
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+
+#include "address.h"
+#include "glob.h"
+
+namespace connguard::core {
+
+inline constexpr std::size_t kMaxRuleNameBytes = 63;        // NAMEDATALEN - 1
+inline constexpr std::int32_t kMaxConnectionsLimit = 262143;  // PostgreSQL's MAX_BACKENDS
+inline constexpr std::int64_t kMicrosPerSecond = 1000000;
+inline constexpr std::int64_t kMaxIntervalMicros = 3650LL * 86400 * kMicrosPerSecond;  // ten years
+
+enum class CapPer : std::uint8_t { kRule, kDatabase, kRole, kApplication, kClientAddr };
+enum class Mode : std::uint8_t { kEnforce, kMonitor, kExempt };
+
+// One row of connguard.rules as plain values; a missing optional is SQL NULL.
+// Intervals arrive as microseconds (months counted as 30 days, as PostgreSQL does).
+struct RuleInput {
+    std::optional<std::string_view> rule_name;
+    std::optional<std::int32_t> priority;
+    std::optional<std::string_view> database_name;
+    std::optional<std::string_view> role_name;
+    std::optional<std::string_view> application_name;
+    std::optional<std::string_view> client_addr;
+    std::optional<std::int32_t> max_connections;
+    std::optional<std::string_view> cap_per;
+    std::optional<std::int64_t> idle_timeout_us;
+    std::optional<std::int64_t> idle_in_transaction_timeout_us;
+    std::optional<std::int64_t> idle_blocker_timeout_us;
+    std::optional<std::int64_t> max_session_age_us;
+    std::optional<std::string_view> mode;
+    std::optional<bool> enabled;
+};
+
+// A pattern field: absent (NULL, matches anything) or a validated glob.
+struct PatternField {
+    bool present = false;
+    std::uint8_t length = 0;
+    char text[kMaxPatternBytes + 1] = {};
+
+    std::string_view view() const noexcept { return {text, length}; }
+};
+
+// An interval limit: absent (NULL, use the global default) or microseconds (0 = never).
+inline constexpr std::int64_t kUnset = -1;
+
+struct CompiledRule {
+    char rule_name[kMaxRuleNameBytes + 1] = {};
+    std::int32_t priority = 100;
+    PatternField database_name;
+    PatternField role_name;  // a leading '+' is kept: role_is_group says how to read it
+    bool role_is_group = false;
+    PatternField application_name;
+    bool has_client_addr = false;
+    Cidr client_addr;
+    std::int32_t max_connections = -1;  // -1: NULL
+    CapPer cap_per = CapPer::kRule;
+    std::int64_t idle_timeout_us = kUnset;
+    std::int64_t idle_in_transaction_timeout_us = kUnset;
+    std::int64_t idle_blocker_timeout_us = kUnset;
+    std::int64_t max_session_age_us = kUnset;
+    Mode mode = Mode::kEnforce;
+    bool enabled = true;
+
+    std::string_view name() const noexcept;
+    // The group name of a "+group" role_name (without the '+'), empty otherwise.
+    std::string_view group_name() const noexcept;
+};
+
+static_assert(std::is_trivially_copyable_v<CompiledRule>, "compiled rules are copied into shared memory");
+
+const char* cap_per_name(CapPer value) noexcept;
+const char* mode_name(Mode value) noexcept;
+std::optional<CapPer> parse_cap_per(std::string_view text) noexcept;
+std::optional<Mode> parse_mode(std::string_view text) noexcept;
+
+}  // namespace connguard::core

@@ -1,0 +1,167 @@
+#include "rule_compiler.h"
+
+#include <cstring>
+
+#include "classifier.h"
+
+namespace connguard::core {
+namespace {
+
+bool has_control_character(std::string_view text) noexcept {
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F) return true;
+    }
+    return false;
+}
+
+std::string quoted(std::string_view text) {
+    constexpr std::size_t kShown = 40;
+    std::string out = "\"";
+    out.append(text.substr(0, kShown));
+    if (text.size() > kShown) out += "...";
+    return out + "\"";
+}
+
+void store_pattern(std::string_view text, PatternField* field) noexcept {
+    field->present = true;
+    field->length = static_cast<std::uint8_t>(text.size());
+    std::memcpy(field->text, text.data(), text.size());
+    field->text[text.size()] = '\0';
+}
+
+// any_what names what NULL matches, for the message refusing ''; nullptr when '' is a valid pattern.
+RuleError compile_pattern(const char* column, const std::optional<std::string_view>& value, const char* any_what,
+                          PatternField* out) {
+    if (!value) return {};
+    if (value->empty() && any_what != nullptr) {
+        return {column, std::string("must not be empty; use NULL to match any ") + any_what};
+    }
+    std::string why = glob_error(*value);
+    if (!why.empty()) return {column, quoted(*value) + ": " + why};
+    store_pattern(*value, out);
+    return {};
+}
+
+RuleError compile_role(const std::optional<std::string_view>& value, CompiledRule* out) {
+    if (!value || value->empty() || (*value)[0] != '+') {
+        return compile_pattern("role_name", value, "role", &out->role_name);
+    }
+    const std::string_view group = value->substr(1);
+    if (group.empty()) return {"role_name", "\"+\" must be followed by the name of a group role"};
+    if (group.size() > kMaxRuleNameBytes) {
+        return {"role_name", quoted(*value) + ": a role name is at most " + std::to_string(kMaxRuleNameBytes) + " bytes"};
+    }
+    if (has_control_character(group)) return {"role_name", quoted(*value) + ": contains a control character"};
+    if (group.find_first_of("*?\\[]") != std::string_view::npos) {
+        return {"role_name", quoted(*value) + ": a \"+group\" name cannot contain wildcards"};
+    }
+    store_pattern(*value, &out->role_name);
+    out->role_is_group = true;
+    return {};
+}
+
+RuleError compile_interval(const char* column, const std::optional<std::int64_t>& micros, std::int64_t* out) {
+    if (!micros) {
+        *out = kUnset;
+        return {};
+    }
+    if (*micros < 0) return {column, "must not be negative (use 0 for never, NULL for the global default)"};
+    if (*micros > kMaxIntervalMicros) return {column, "must be at most 10 years"};
+    *out = *micros;
+    return {};
+}
+
+}  // namespace
+
+RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
+    *out = CompiledRule{};
+    if (!in.rule_name || in.rule_name->empty()) return {"rule_name", "must not be empty"};
+    if (in.rule_name->size() > kMaxRuleNameBytes) {
+        return {"rule_name", quoted(*in.rule_name) + " is longer than " + std::to_string(kMaxRuleNameBytes) + " bytes"};
+    }
+    if (has_control_character(*in.rule_name)) return {"rule_name", "must not contain control characters"};
+    std::memcpy(out->rule_name, in.rule_name->data(), in.rule_name->size());
+
+    if (!in.priority) return {"priority", "must not be NULL"};
+    out->priority = *in.priority;
+
+    if (auto e = compile_pattern("database_name", in.database_name, "database", &out->database_name); !e.ok()) return e;
+    if (auto e = compile_role(in.role_name, out); !e.ok()) return e;
+    if (auto e = compile_pattern("application_name", in.application_name, nullptr, &out->application_name); !e.ok()) {
+        return e;
+    }
+
+    if (in.client_addr) {
+        std::string why = parse_cidr(*in.client_addr, &out->client_addr);
+        if (!why.empty()) return {"client_addr", why};
+        out->has_client_addr = true;
+    }
+
+    if (in.max_connections) {
+        if (*in.max_connections < 0) return {"max_connections", "must not be negative (0 refuses every login)"};
+        if (*in.max_connections > kMaxConnectionsLimit) {
+            return {"max_connections", "must be at most " + std::to_string(kMaxConnectionsLimit)};
+        }
+        out->max_connections = *in.max_connections;
+    }
+
+    if (!in.cap_per) return {"cap_per", "must not be NULL"};
+    const auto cap_per = parse_cap_per(*in.cap_per);
+    if (!cap_per) {
+        return {"cap_per", quoted(*in.cap_per) + " is not one of rule, database, role, application, client_addr"};
+    }
+    out->cap_per = *cap_per;
+
+    if (auto e = compile_interval("idle_timeout", in.idle_timeout_us, &out->idle_timeout_us); !e.ok()) return e;
+    if (auto e = compile_interval("idle_in_transaction_timeout", in.idle_in_transaction_timeout_us,
+                                  &out->idle_in_transaction_timeout_us);
+        !e.ok()) {
+        return e;
+    }
+    if (auto e = compile_interval("idle_blocker_timeout", in.idle_blocker_timeout_us, &out->idle_blocker_timeout_us);
+        !e.ok()) {
+        return e;
+    }
+    if (auto e = compile_interval("max_session_age", in.max_session_age_us, &out->max_session_age_us); !e.ok()) {
+        return e;
+    }
+
+    if (!in.mode) return {"mode", "must not be NULL"};
+    const auto mode = parse_mode(*in.mode);
+    if (!mode) return {"mode", quoted(*in.mode) + " is not one of enforce, monitor, exempt"};
+    out->mode = *mode;
+
+    if (!in.enabled) return {"enabled", "must not be NULL"};
+    out->enabled = *in.enabled;
+    return {};
+}
+
+CompiledRuleSet compile_rule_set(const std::vector<RuleInput>& rows, std::size_t max_rules) {
+    CompiledRuleSet set;
+    set.rules.reserve(rows.size());
+    for (const RuleInput& row : rows) {
+        CompiledRule rule;
+        RuleError e = compile_rule(row, &rule);
+        if (!e.ok()) {
+            set.rules.clear();
+            set.error = "rule " + quoted(row.rule_name.value_or("")) + ": invalid " + e.field + ": " + e.message;
+            return set;
+        }
+        if (rule.enabled) {
+            set.rules.push_back(rule);
+        } else {
+            ++set.disabled;
+        }
+    }
+    if (set.rules.size() > max_rules) {
+        set.error = std::to_string(set.rules.size()) + " enabled rules exceed connguard.max_rules = " +
+                    std::to_string(max_rules) + "; raise it (needs a restart) or disable some rules";
+        set.rules.clear();
+        return set;
+    }
+    sort_rules(set.rules.data(), set.rules.size());
+    return set;
+}
+
+}  // namespace connguard::core

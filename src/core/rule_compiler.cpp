@@ -137,6 +137,12 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
     return {};
 }
 
+std::string describe_rule_error(const RuleInput& input, const RuleError& error) {
+    std::string text = "rule " + quoted(input.rule_name.value_or("")) + ": ";
+    if (!error.field.empty()) text += "invalid " + error.field + ": ";
+    return text + error.message;
+}
+
 CompiledRuleSet compile_rule_set(const std::vector<RuleInput>& rows, std::size_t max_rules) {
     CompiledRuleSet set;
     set.rules.reserve(rows.size());
@@ -145,7 +151,7 @@ CompiledRuleSet compile_rule_set(const std::vector<RuleInput>& rows, std::size_t
         RuleError e = compile_rule(row, &rule);
         if (!e.ok()) {
             set.rules.clear();
-            set.error = "rule " + quoted(row.rule_name.value_or("")) + ": invalid " + e.field + ": " + e.message;
+            set.error = describe_rule_error(row, e);
             return set;
         }
         if (rule.enabled) {

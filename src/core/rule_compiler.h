@@ -22,6 +22,9 @@ struct RuleError {
 // Validates one row and fills *out. On error *out is unspecified.
 RuleError compile_rule(const RuleInput& input, CompiledRule* out);
 
+// 'rule "name": invalid column: why' — the one wording of a bad rule, in SQL and in logs.
+std::string describe_rule_error(const RuleInput& input, const RuleError& error);
+
 struct CompiledRuleSet {
     std::vector<CompiledRule> rules;  // enabled rules only, in (priority, rule_name) order
     std::string error;                // non-empty: nothing was compiled

@@ -1,0 +1,26 @@
+# pg_connguard, built with PGXS:  make && sudo make install
+# The pure C++ core is also built by CMake for its unit tests (see CMakeLists.txt).
+EXTENSION = pg_connguard
+MODULE_big = pg_connguard
+DATA = pg_connguard--1.0.sql
+PGFILEDESC = "pg_connguard - connection caps and idle-session limits"
+
+OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard src/core/*.cpp) $(wildcard src/pg/*.cpp)))
+
+PG_CONFIG ?= pg_config
+PG_INCLUDEDIR_SERVER := $(shell $(PG_CONFIG) --includedir-server)
+# Server headers as system headers: their own warnings are not ours to fix under -Werror.
+PG_CPPFLAGS = -I$(CURDIR)/src -isystem $(PG_INCLUDEDIR_SERVER)
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-initializers -fno-strict-aliasing
+SHLIB_LINK += -lstdc++
+
+REGRESS = rules_validation active_rules
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(CURDIR)/test/regress.conf --load-extension=pg_connguard
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+# Debian builds PostgreSQL with LLVM JIT; bitcode for C++ files is not needed.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,22 @@
+// Module entry: _PG_init, called when the library loads. Everything that needs shared
+// memory or a background worker only happens at preload; loaded any other way, the
+// library defines nothing and its SQL functions say it must be preloaded.
+#include "pg/postgres_includes.h"
+#include "pg/settings.h"
+#include "pg/shared_state.h"
+#include "pg/worker.h"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+// PostgreSQL 15's fmgr.h does not declare _PG_init: without this it would get C++
+// linkage and never be called.
+PGDLLEXPORT void _PG_init(void);
+}
+
+extern "C" void _PG_init(void) {
+    if (!process_shared_preload_libraries_in_progress) return;
+    connguard::pg::define_settings();
+    connguard::pg::install_shared_state_hooks();
+    connguard::pg::register_worker();
+}

@@ -1,0 +1,131 @@
+#include "pg/rule_loader.h"
+
+#include "pg/cpp_boundary.h"
+#include "pg/rule_row.h"
+#include "pg/settings.h"
+#include "pg/shared_state.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+PGDLLEXPORT void connguard_rules_loader_main(Datum);
+}
+
+namespace connguard::pg {
+namespace {
+
+constexpr const char* kRulesQuery = "SELECT * FROM connguard.rules";
+
+void log_failure(SharedState* state, std::uint64_t generation, const char* why) {
+    std::uint64_t version = 0;
+    int count = 0;
+    record_failed_load(state, generation, why, &version, &count);
+    ereport(LOG, (errmsg("pg_connguard: could not load rules from connguard.rules in database \"%s\": %s",
+                         setting_database, why),
+                  errdetail("Keeping the last good rules (version %llu, %d rules).",
+                            static_cast<unsigned long long>(version), count)));
+}
+
+// Reads and compiles the table inside the current transaction. Returns the number of
+// rules published, or -1 after recording why nothing was.
+int read_compile_publish(SharedState* state, std::uint64_t generation) {
+    if (SPI_execute(kRulesQuery, true, 0) != SPI_OK_SELECT) {
+        ereport(ERROR, (errmsg("could not run \"%s\"", kRulesQuery)));
+    }
+    const int rows = static_cast<int>(SPI_processed);
+    auto* inputs = static_cast<core::RuleInput*>(palloc(sizeof(core::RuleInput) * Max(rows, 1)));
+    for (int i = 0; i < rows; ++i) {
+        new (&inputs[i]) core::RuleInput();
+        read_rule_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &inputs[i]);
+    }
+
+    auto* compiled = static_cast<core::CompiledRule*>(palloc(sizeof(core::CompiledRule) * state->rule_capacity));
+    char error[kLoadErrorBytes] = "";
+    const int count = cpp_call([&]() -> int {
+        const std::vector<core::RuleInput> input_rows(inputs, inputs + rows);
+        const core::CompiledRuleSet set =
+            core::compile_rule_set(input_rows, static_cast<std::size_t>(state->rule_capacity));
+        if (!set.error.empty()) {
+            copy_text(set.error, error, sizeof error);
+            return -1;
+        }
+        memcpy(static_cast<void*>(compiled), set.rules.data(), sizeof(core::CompiledRule) * set.rules.size());
+        return static_cast<int>(set.rules.size());
+    });
+    if (count < 0) {
+        log_failure(state, generation, error);
+        return -1;
+    }
+    publish_rules(state, generation, compiled, count);
+    return count;
+}
+
+void load_rules(SharedState* state, std::uint64_t generation) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    pgstat_report_activity(STATE_RUNNING, kRulesQuery);
+    MemoryContext caller = CurrentMemoryContext;
+    PG_TRY();
+    {
+        if (SPI_connect() != SPI_OK_CONNECT) ereport(ERROR, (errmsg("SPI_connect failed")));
+        PushActiveSnapshot(GetTransactionSnapshot());
+        const int count = read_compile_publish(state, generation);
+        SPI_finish();
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+        if (count >= 0) {
+            ereport(LOG, (errmsg("pg_connguard: loaded %d rules from connguard.rules in database \"%s\"", count,
+                                 setting_database)));
+        }
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        ErrorData* failure = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        log_failure(state, generation, failure->message);
+    }
+    PG_END_TRY();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation) {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    strlcpy(worker.bgw_library_name, "pg_connguard", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "connguard_rules_loader_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "pg_connguard rules loader", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "pg_connguard rules loader", BGW_MAXLEN);
+    worker.bgw_main_arg = UInt64GetDatum(generation);
+    worker.bgw_notify_pid = MyProcPid;
+
+    BackgroundWorkerHandle* handle = nullptr;
+    if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+        log_failure(shared_state(), generation,
+                    "no background worker slot is free for the rules loader; raise max_worker_processes");
+        return nullptr;
+    }
+    return handle;
+}
+
+}  // namespace connguard::pg
+
+using namespace connguard::pg;
+
+extern "C" void connguard_rules_loader_main(Datum argument) {
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(setting_database, nullptr, 0);
+    load_rules(shared_state(), DatumGetUInt64(argument));
+}

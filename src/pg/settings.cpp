@@ -1,0 +1,113 @@
+#include "pg/settings.h"
+
+#include "pg/postgres_includes.h"
+
+extern "C" {
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+}
+
+namespace connguard::pg {
+
+bool setting_enabled = true;
+bool setting_dry_run = false;
+char* setting_database = nullptr;
+int setting_idle_timeout_ms = 0;
+int setting_idle_in_transaction_timeout_ms = 0;
+int setting_idle_blocker_timeout_ms = 0;
+int setting_max_session_age_s = 0;
+int setting_max_connections_per_application = 0;
+bool setting_exempt_superusers = true;
+char* setting_exempt_roles = nullptr;
+int setting_warn_utilization = 70;
+int setting_critical_utilization = 85;
+int setting_history_interval_s = 10;
+int setting_history_size = 8640;
+int setting_event_log_size = 1000;
+int setting_max_rules = 256;
+
+namespace {
+
+constexpr int kMaxBackends = 262143;
+
+bool check_database(char** newval, void**, GucSource) {
+    if (*newval == nullptr || (*newval)[0] == '\0') {
+        GUC_check_errdetail("connguard.database must name the database that holds connguard.rules.");
+        return false;
+    }
+    if (strlen(*newval) >= NAMEDATALEN) {
+        GUC_check_errdetail("A database name is at most %d bytes.", NAMEDATALEN - 1);
+        return false;
+    }
+    return true;
+}
+
+bool check_exempt_roles(char** newval, void**, GucSource) {
+    // SplitIdentifierString modifies its input and returns a list in the current memory context.
+    char* copy = pstrdup(*newval == nullptr ? "" : *newval);
+    List* names = nullptr;
+    const bool ok = SplitIdentifierString(copy, ',', &names);
+    list_free(names);
+    pfree(copy);
+    if (!ok) GUC_check_errdetail("connguard.exempt_roles must be a comma-separated list of role names.");
+    return ok;
+}
+
+void define_timeout(const char* name, const char* description, int* variable) {
+    DefineCustomIntVariable(name, description,
+                            "0 turns it off. Sessions cannot change it; rules can override it.", variable, 0, 0,
+                            INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+}
+
+}  // namespace
+
+void define_settings() {
+    DefineCustomBoolVariable("connguard.enabled", "Enforces connection caps and idle limits.",
+                             "When off, pg_connguard admits every login and ends no session.", &setting_enabled, true,
+                             PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("connguard.dry_run", "Acts everywhere as if every rule had mode = 'monitor'.",
+                             "Logins over a cap are admitted and idle sessions left alone, but recorded as "
+                             "would_reject / would_terminate.",
+                             &setting_dry_run, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("connguard.database", "Database whose connguard.rules table holds the rules.", nullptr,
+                               &setting_database, "postgres", PGC_POSTMASTER, 0, check_database, nullptr, nullptr);
+    define_timeout("connguard.idle_timeout", "Default limit for a session idle outside a transaction.",
+                   &setting_idle_timeout_ms);
+    define_timeout("connguard.idle_in_transaction_timeout", "Default limit for a session idle in a transaction.",
+                   &setting_idle_in_transaction_timeout_ms);
+    define_timeout("connguard.idle_blocker_timeout",
+                   "Default limit for a session idle in a transaction while it holds a lock another session waits for.",
+                   &setting_idle_blocker_timeout_ms);
+    DefineCustomIntVariable("connguard.max_session_age", "Default maximum age of a session, applied while it is idle.",
+                            "0 turns it off.", &setting_max_session_age_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.max_connections_per_application",
+                            "Default cap for each distinct application_name among sessions that match no rule.",
+                            "0 turns it off.", &setting_max_connections_per_application, 0, 0, kMaxBackends,
+                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("connguard.exempt_superusers", "Superusers are never refused or ended.", nullptr,
+                             &setting_exempt_superusers, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("connguard.exempt_roles", "Comma-separated roles that are never refused or ended.",
+                               nullptr, &setting_exempt_roles, "", PGC_SIGHUP, GUC_LIST_INPUT, check_exempt_roles,
+                               nullptr, nullptr);
+    DefineCustomIntVariable("connguard.warn_utilization",
+                            "Percent of usable connection slots in use at which health turns to warning.", nullptr,
+                            &setting_warn_utilization, 70, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.critical_utilization",
+                            "Percent of usable connection slots in use at which health turns to critical.", nullptr,
+                            &setting_critical_utilization, 85, 1, 100, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.history_interval", "Sampling period of connguard.history.", nullptr,
+                            &setting_history_interval_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("connguard.history_size", "Samples kept in connguard.history.", nullptr,
+                            &setting_history_size, 8640, 1, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.event_log_size", "Events kept in connguard.events.", nullptr,
+                            &setting_event_log_size, 1000, 10, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("connguard.max_rules", "Enabled rules that fit in shared memory.", nullptr,
+                            &setting_max_rules, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("connguard");
+}
+
+}  // namespace connguard::pg

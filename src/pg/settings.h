@@ -1,0 +1,26 @@
+// The connguard.* settings of PRODUCT.md. Values are read by the rest of the shell
+// through these variables; define_settings() runs once, at preload.
+#pragma once
+
+namespace connguard::pg {
+
+extern bool setting_enabled;
+extern bool setting_dry_run;
+extern char* setting_database;
+extern int setting_idle_timeout_ms;
+extern int setting_idle_in_transaction_timeout_ms;
+extern int setting_idle_blocker_timeout_ms;
+extern int setting_max_session_age_s;
+extern int setting_max_connections_per_application;
+extern bool setting_exempt_superusers;
+extern char* setting_exempt_roles;
+extern int setting_warn_utilization;
+extern int setting_critical_utilization;
+extern int setting_history_interval_s;
+extern int setting_history_size;
+extern int setting_event_log_size;
+extern int setting_max_rules;
+
+void define_settings();
+
+}  // namespace connguard::pg

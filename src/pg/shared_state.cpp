@@ -1,0 +1,109 @@
+#include "pg/shared_state.h"
+
+#include "pg/settings.h"
+
+extern "C" {
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+}
+
+namespace connguard::pg {
+namespace {
+
+constexpr const char* kTrancheName = "pg_connguard";
+
+SharedState* attached = nullptr;
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+Size shared_state_size() {
+    return add_size(offsetof(SharedState, rules),
+                    mul_size(static_cast<Size>(setting_max_rules), sizeof(core::CompiledRule)));
+}
+
+void request_shared_memory() {
+    if (previous_request_hook != nullptr) previous_request_hook();
+    RequestAddinShmemSpace(shared_state_size());
+    RequestNamedLWLockTranche(kTrancheName, 1);
+}
+
+void attach_shared_memory() {
+    if (previous_startup_hook != nullptr) previous_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    auto* state = static_cast<SharedState*>(ShmemInitStruct("pg_connguard", shared_state_size(), &found));
+    if (!found) {
+        // First start, or a crash restart: everything begins from zero.
+        memset(static_cast<void*>(state), 0, shared_state_size());
+        state->lock = &(GetNamedLWLockTranche(kTrancheName))[0].lock;
+        pg_atomic_init_u64(&state->reload_requested, 0);
+        state->rule_capacity = setting_max_rules;
+    }
+    LWLockRelease(AddinShmemInitLock);
+    attached = state;
+}
+
+}  // namespace
+
+void install_shared_state_hooks() {
+    previous_request_hook = shmem_request_hook;
+    shmem_request_hook = request_shared_memory;
+    previous_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = attach_shared_memory;
+}
+
+SharedState* shared_state() { return attached; }
+
+SharedState* require_shared_state() {
+    if (attached == nullptr) {
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("pg_connguard is not loaded through shared_preload_libraries"),
+                        errhint("Add pg_connguard to shared_preload_libraries in postgresql.conf and restart the "
+                                "server.")));
+    }
+    return attached;
+}
+
+std::uint64_t request_rule_reload(SharedState* state) {
+    const std::uint64_t generation = pg_atomic_add_fetch_u64(&state->reload_requested, 1);
+    LWLockAcquire(state->lock, LW_SHARED);
+    Latch* latch = state->worker_latch;
+    if (latch != nullptr) SetLatch(latch);
+    LWLockRelease(state->lock);
+    return generation;
+}
+
+void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count) {
+    const TimestampTz now = GetCurrentTimestamp();
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
+    state->rule_count = count;
+    state->rule_set_version += 1;
+    state->rules_loaded_at = now;
+    state->last_load.generation = Max(state->last_load.generation, generation);
+    state->last_load.ok = true;
+    state->last_load.rule_count = count;
+    state->last_load.attempted_at = now;
+    state->last_load.error[0] = '\0';
+    LWLockRelease(state->lock);
+}
+
+bool record_failed_load(SharedState* state, std::uint64_t generation, const char* error, std::uint64_t* version,
+                        int* count) {
+    const TimestampTz now = GetCurrentTimestamp();
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    const bool unanswered = state->last_load.generation < generation;
+    if (unanswered) {
+        state->last_load.generation = generation;
+        state->last_load.ok = false;
+        state->last_load.rule_count = state->rule_count;
+        state->last_load.attempted_at = now;
+        strlcpy(state->last_load.error, error, sizeof state->last_load.error);
+    }
+    *version = state->rule_set_version;
+    *count = state->rule_count;
+    LWLockRelease(state->lock);
+    return unanswered;
+}
+
+}  // namespace connguard::pg

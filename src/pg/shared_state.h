@@ -1,0 +1,70 @@
+// pg_connguard's shared memory: sized once at server start, holds only trivially
+// copyable data, arrays, one LWLock and atomics.
+//
+// Locking: `lock` protects every field below it that is not atomic. Readers take it
+// shared, copy what they need into local memory, release it, and only then build
+// tuples or raise errors. Nothing is allocated or reported while it is held.
+#pragma once
+
+#include "pg/postgres_includes.h"
+
+extern "C" {
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+}
+
+namespace connguard::pg {
+
+inline constexpr std::size_t kLoadErrorBytes = 512;
+
+struct RuleLoadStatus {
+    std::uint64_t generation;  // highest reload request this attempt covered
+    bool ok;
+    std::int32_t rule_count;
+    TimestampTz attempted_at;
+    char error[kLoadErrorBytes];
+};
+
+struct SharedState {
+    LWLock* lock;
+
+    // Reload requests: anyone bumps `reload_requested` and sets the worker's latch; the
+    // rules loader records in `last_load.generation` the request number it served.
+    pg_atomic_uint64 reload_requested;
+    Latch* worker_latch;  // nullptr while no worker runs
+    pid_t worker_pid;
+
+    RuleLoadStatus last_load;
+
+    // The rule set the server enforces: enabled rules in (priority, rule_name) order.
+    std::uint64_t rule_set_version;  // 0 until the first successful load
+    TimestampTz rules_loaded_at;
+    std::int32_t rule_count;
+    std::int32_t rule_capacity;  // connguard.max_rules
+    core::CompiledRule rules[FLEXIBLE_ARRAY_MEMBER];
+};
+
+// Registers the shared memory hooks; call from _PG_init during preload.
+void install_shared_state_hooks();
+
+// The attached shared state, or nullptr when the library was not preloaded.
+SharedState* shared_state();
+
+// Like shared_state(), but raises a clear ERROR when the library was not preloaded.
+SharedState* require_shared_state();
+
+// Asks the worker to reload the rules and returns the request number to wait for.
+std::uint64_t request_rule_reload(SharedState* state);
+
+// Installs a compiled rule set (count <= rule_capacity) as the next version and records
+// a successful load for request `generation`.
+void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count);
+
+// Records a failed load for request `generation` unless it was answered already; returns
+// false if it was. *version and *count receive the rule set that stays in force.
+bool record_failed_load(SharedState* state, std::uint64_t generation, const char* error, std::uint64_t* version,
+                        int* count);
+
+}  // namespace connguard::pg

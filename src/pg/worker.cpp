@@ -1,0 +1,124 @@
+// The main loop of "pg_connguard worker". It is bound to no database, so a DROP or
+// RENAME of connguard.database never has to wait for it or kill it. Each reload request
+// (a committed change to connguard.rules, SIGHUP, connguard.reload_rules(), its own start)
+// is served by starting "pg_connguard rules loader", which connects to connguard.database,
+// publishes the rules and exits. A failed load leaves the last good rules in force.
+#include "pg/worker.h"
+
+#include "pg/rule_loader.h"
+#include "pg/settings.h"
+#include "pg/shared_state.h"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+
+PGDLLEXPORT void connguard_worker_main(Datum);
+}
+
+namespace connguard::pg {
+namespace {
+
+constexpr int kRestartSeconds = 1;
+constexpr long kIdleWakeMs = 60000;  // safety net only: requests arrive by latch
+
+void forget_worker(int, Datum) {
+    SharedState* state = shared_state();
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    if (state->worker_pid == MyProcPid) {
+        state->worker_latch = nullptr;
+        state->worker_pid = 0;
+    }
+    LWLockRelease(state->lock);
+}
+
+void announce_worker(SharedState* state) {
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    state->worker_latch = MyLatch;
+    state->worker_pid = MyProcPid;
+    LWLockRelease(state->lock);
+    on_shmem_exit(forget_worker, 0);
+}
+
+// A loader that exited before recording its result (it could not connect, for one)
+// still answers the request, so connguard.reload_rules() does not wait in vain.
+void record_loader_vanished(SharedState* state, std::uint64_t generation) {
+    char error[kLoadErrorBytes];
+    snprintf(error, sizeof error, "the rules loader could not read database \"%s\" (see the server log)",
+             setting_database);
+    std::uint64_t version = 0;
+    int count = 0;
+    if (record_failed_load(state, generation, error, &version, &count)) {
+        ereport(LOG, (errmsg("pg_connguard: the rules loader exited without loading rules from database \"%s\"; "
+                             "keeping the last good rules (version %llu, %d rules)",
+                             setting_database, static_cast<unsigned long long>(version), count)));
+    }
+}
+
+}  // namespace
+
+void register_worker() {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
+    worker.bgw_restart_time = kRestartSeconds;
+    strlcpy(worker.bgw_library_name, "pg_connguard", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "connguard_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "pg_connguard worker", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "pg_connguard worker", BGW_MAXLEN);
+    RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace connguard::pg
+
+using namespace connguard::pg;
+
+extern "C" void connguard_worker_main(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+
+    SharedState* state = shared_state();
+    announce_worker(state);
+    ereport(LOG, (errmsg("pg_connguard worker started; rules come from database \"%s\"", setting_database)));
+
+    BackgroundWorkerHandle* loader = nullptr;
+    std::uint64_t loader_generation = 0;
+    std::uint64_t served = 0;
+    request_rule_reload(state);  // load the rules as soon as the worker starts
+
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+            request_rule_reload(state);
+        }
+
+        if (loader != nullptr) {
+            pid_t pid;
+            if (GetBackgroundWorkerPid(loader, &pid) == BGWH_STOPPED) {
+                pfree(loader);
+                loader = nullptr;
+                record_loader_vanished(state, loader_generation);
+                served = loader_generation;
+            }
+        }
+        const std::uint64_t requested = pg_atomic_read_u64(&state->reload_requested);
+        if (loader == nullptr && requested > served) {
+            loader_generation = requested;
+            loader = start_rule_loader(loader_generation);
+            if (loader == nullptr) served = loader_generation;  // start_rule_loader recorded why
+        }
+
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kIdleWakeMs, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+}

@@ -68,3 +68,4 @@ REVOKE ALL ON FUNCTION connguard._active_rules() FROM PUBLIC;
 REVOKE ALL ON connguard.active_rules FROM PUBLIC;
 GRANT USAGE ON SCHEMA connguard TO pg_monitor;
 GRANT SELECT ON connguard.active_rules TO pg_monitor;
+GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;

@@ -1,5 +1,7 @@
 #include "rule_compiler.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "classifier.h"
@@ -15,11 +17,24 @@ bool has_control_character(std::string_view text) noexcept {
     return false;
 }
 
+// The text in double quotes for a message: control characters shown as \xNN, and
+// anything past 40 bytes cut at a UTF-8 character boundary and marked with "...".
 std::string quoted(std::string_view text) {
     constexpr std::size_t kShown = 40;
+    std::size_t shown = std::min(text.size(), kShown);
+    while (shown < text.size() && shown > 0 && (static_cast<unsigned char>(text[shown]) & 0xC0) == 0x80) --shown;
     std::string out = "\"";
-    out.append(text.substr(0, kShown));
-    if (text.size() > kShown) out += "...";
+    for (char c : text.substr(0, shown)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\x%02X", u);
+            out += escaped;
+        } else {
+            out += c;
+        }
+    }
+    if (shown < text.size()) out += "...";
     return out + "\"";
 }
 
@@ -52,7 +67,7 @@ RuleError compile_role(const std::optional<std::string_view>& value, CompiledRul
     if (group.size() > kMaxRuleNameBytes) {
         return {"role_name", quoted(*value) + ": a role name is at most " + std::to_string(kMaxRuleNameBytes) + " bytes"};
     }
-    if (has_control_character(group)) return {"role_name", quoted(*value) + ": contains a control character"};
+    if (has_control_character(group)) return {"role_name", quoted(*value) + ": pattern contains a control character"};
     if (group.find_first_of("*?\\[]") != std::string_view::npos) {
         return {"role_name", quoted(*value) + ": a \"+group\" name cannot contain wildcards"};
     }
@@ -80,7 +95,9 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
     if (in.rule_name->size() > kMaxRuleNameBytes) {
         return {"rule_name", quoted(*in.rule_name) + " is longer than " + std::to_string(kMaxRuleNameBytes) + " bytes"};
     }
-    if (has_control_character(*in.rule_name)) return {"rule_name", "must not contain control characters"};
+    if (has_control_character(*in.rule_name)) {
+        return {"rule_name", quoted(*in.rule_name) + " contains a control character"};
+    }
     std::memcpy(out->rule_name, in.rule_name->data(), in.rule_name->size());
 
     if (!in.priority) return {"priority", "must not be NULL"};

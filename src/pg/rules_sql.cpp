@@ -3,6 +3,7 @@
 // function behind the connguard.active_rules view.
 #include "pg/cpp_boundary.h"
 #include "pg/rule_row.h"
+#include "pg/settings.h"
 #include "pg/shared_state.h"
 
 extern "C" {
@@ -10,6 +11,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "pgstat.h"
+#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/timestamp.h"
@@ -82,9 +84,16 @@ extern "C" Datum connguard_validate_rule(PG_FUNCTION_ARGS) {
 }
 
 // AFTER ... FOR EACH STATEMENT trigger: asks the worker to reload once the transaction
-// commits. Without preloading there is no worker to tell, and the change is kept.
+// commits, and warns when the rules written here are not the ones the server reads.
+// Without preloading there is no worker to tell, and the change is kept.
 extern "C" Datum connguard_rules_changed(PG_FUNCTION_ARGS) {
     if (shared_state() != nullptr) {
+        const char* here = get_database_name(MyDatabaseId);
+        if (here != nullptr && strcmp(here, setting_database) != 0) {
+            ereport(WARNING, (errmsg("rules in database \"%s\" are not enforced", here),
+                              errdetail("pg_connguard reads its rules from database \"%s\" (connguard.database).",
+                                        setting_database)));
+        }
         if (!commit_callback_registered) {
             RegisterXactCallback(wake_worker_at_commit, nullptr);
             commit_callback_registered = true;

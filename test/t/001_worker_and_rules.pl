@@ -30,6 +30,12 @@ $node->safe_psql('postgres', 'CREATE DATABASE guard');
 $node->safe_psql('guard', 'CREATE EXTENSION pg_connguard');
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
 
+# Rules written where the server does not read them are kept, with a warning.
+my (undef, undef, $warning) = $node->psql('postgres', "INSERT INTO connguard.rules (rule_name) VALUES ('elsewhere')");
+like($warning, qr/WARNING:  rules in database "postgres" are not enforced\nDETAIL:  pg_connguard reads its rules from database "guard" \(connguard.database\)/,
+    'writing rules in another database warns where the rules are read from');
+$node->safe_psql('postgres', 'DELETE FROM connguard.rules');
+
 # --- A committed rule is enforced within one second, with no reload call.
 my $elapsed = $node->safe_psql('guard', q{
 INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('fresh', 'etl', 10);

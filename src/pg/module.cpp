@@ -2,6 +2,7 @@
 // memory or a background worker only happens at preload; loaded any other way, the
 // library defines nothing and its SQL functions say it must be preloaded.
 #include "pg/postgres_includes.h"
+#include "pg/login_hook.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 #include "pg/worker.h"
@@ -19,4 +20,5 @@ extern "C" void _PG_init(void) {
     connguard::pg::define_settings();
     connguard::pg::install_shared_state_hooks();
     connguard::pg::register_worker();
+    connguard::pg::install_login_hook();
 }

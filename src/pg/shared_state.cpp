@@ -16,14 +16,30 @@ SharedState* attached = nullptr;
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
-Size shared_state_size() {
-    return add_size(offsetof(SharedState, rules),
-                    mul_size(static_cast<Size>(setting_max_rules), sizeof(core::CompiledRule)));
+// Header, then the arrays, each MAXALIGNed. Sizes come from restart-only settings and
+// MaxBackends, so they are fixed for the life of the server.
+struct Layout {
+    Size rules, slots, counters, events, total;
+};
+
+Layout shared_layout() {
+    Layout layout;
+    Size offset = MAXALIGN(sizeof(SharedState));
+    layout.rules = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::CompiledRule))));
+    layout.slots = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SessionSlot))));
+    layout.counters = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
+    layout.events = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_event_log_size, sizeof(core::Event))));
+    layout.total = offset;
+    return layout;
 }
 
 void request_shared_memory() {
     if (previous_request_hook != nullptr) previous_request_hook();
-    RequestAddinShmemSpace(shared_state_size());
+    RequestAddinShmemSpace(shared_layout().total);
     RequestNamedLWLockTranche(kTrancheName, 1);
 }
 
@@ -31,13 +47,22 @@ void attach_shared_memory() {
     if (previous_startup_hook != nullptr) previous_startup_hook();
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
-    auto* state = static_cast<SharedState*>(ShmemInitStruct("pg_connguard", shared_state_size(), &found));
+    const Layout layout = shared_layout();
+    auto* state = static_cast<SharedState*>(ShmemInitStruct("pg_connguard", layout.total, &found));
     if (!found) {
         // First start, or a crash restart: everything begins from zero.
-        memset(static_cast<void*>(state), 0, shared_state_size());
+        char* base = reinterpret_cast<char*>(state);
+        memset(base, 0, layout.total);
         state->lock = &(GetNamedLWLockTranche(kTrancheName))[0].lock;
         pg_atomic_init_u64(&state->reload_requested, 0);
         state->rule_capacity = setting_max_rules;
+        state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
+        state->slot_count = MaxBackends;
+        state->slots = reinterpret_cast<core::SessionSlot*>(base + layout.slots);
+        state->counter_capacity = 2 * setting_max_rules + 1;
+        state->counters = reinterpret_cast<core::RuleCounters*>(base + layout.counters);
+        state->event_capacity = setting_event_log_size;
+        state->events = reinterpret_cast<core::Event*>(base + layout.events);
     }
     LWLockRelease(AddinShmemInitLock);
     attached = state;

@@ -8,6 +8,9 @@
 
 #include "pg/postgres_includes.h"
 
+#include "core/activity_log.h"
+#include "core/admission.h"
+
 extern "C" {
 #include "port/atomics.h"
 #include "storage/latch.h"
@@ -43,7 +46,18 @@ struct SharedState {
     TimestampTz rules_loaded_at;
     std::int32_t rule_count;
     std::int32_t rule_capacity;  // connguard.max_rules
-    core::CompiledRule rules[FLEXIBLE_ARRAY_MEMBER];
+    core::CompiledRule* rules;   // [rule_capacity]
+
+    // One slot per backend, indexed by proc number: who holds a place in which group.
+    std::int32_t slot_count;
+    core::SessionSlot* slots;  // [slot_count]
+
+    std::int32_t counter_capacity;
+    core::RuleCounters* counters;  // [counter_capacity]
+
+    std::int32_t event_capacity;  // connguard.event_log_size
+    std::uint64_t events_written;
+    core::Event* events;  // [event_capacity], a ring
 };
 
 // Registers the shared memory hooks; call from _PG_init during preload.

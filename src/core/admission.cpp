@@ -1,0 +1,127 @@
+#include "admission.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace connguard::core {
+namespace {
+
+bool name_equals(const char* stored, std::string_view value) noexcept {
+    const std::size_t length = std::strlen(stored);
+    return value.substr(0, kMaxNameBytes) == std::string_view(stored, length);
+}
+
+void copy_clipped(char* target, std::size_t size, std::string_view value) noexcept {
+    const std::size_t n = std::min(value.size(), size - 1);
+    std::memcpy(target, value.data(), n);
+    target[n] = '\0';
+}
+
+std::string address_text(const SessionKey& session) {
+    if (session.client_addr == nullptr) return "local";
+    Cidr host{*session.client_addr, static_cast<std::uint8_t>(
+                                         session.client_addr->family == AddressFamily::kIPv4 ? 32 : 128)};
+    std::string text = cidr_to_string(host);
+    return text.substr(0, text.find('/'));
+}
+
+const char* per_words(CapPer cap_per) noexcept {
+    switch (cap_per) {
+        case CapPer::kRule: return "";
+        case CapPer::kDatabase: return " per database";
+        case CapPer::kRole: return " per role";
+        case CapPer::kApplication: return " per application";
+        case CapPer::kClientAddr: return " per client address";
+    }
+    return "";
+}
+
+}  // namespace
+
+bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept {
+    if (!slot.in_use || !slot.counted || std::strcmp(slot.rule_name, rule_name) != 0) return false;
+    switch (cap_per) {
+        case CapPer::kRule: return true;
+        case CapPer::kDatabase: return name_equals(slot.database, session.database);
+        case CapPer::kRole: return name_equals(slot.role, session.role);
+        case CapPer::kApplication: return name_equals(slot.application, session.application);
+        case CapPer::kClientAddr:
+            if (session.client_addr == nullptr) return !slot.has_client_addr;
+            return slot.has_client_addr && slot.client_addr.family == session.client_addr->family &&
+                   std::memcmp(slot.client_addr.bytes, session.client_addr->bytes, sizeof slot.client_addr.bytes) == 0;
+    }
+    return false;
+}
+
+AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
+                                   const SessionKey& session, bool exempt_session, const SessionSlot* slots,
+                                   std::size_t slot_count) noexcept {
+    AdmissionDecision decision;
+    decision.rule_index = classify(rules, rule_count, session);
+    const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
+    const char* rule_name = rule != nullptr ? rule->rule_name : "";
+
+    if (exempt_session || (rule != nullptr && rule->mode == Mode::kExempt)) {
+        decision.counted = false;
+        return decision;
+    }
+    if (rule != nullptr) {
+        decision.cap_per = rule->cap_per;
+        decision.capped = rule->max_connections >= 0;
+        decision.cap = rule->max_connections;
+    } else {
+        decision.cap_per = CapPer::kApplication;
+        decision.capped = policy.max_connections_per_application > 0;
+        decision.cap = policy.max_connections_per_application;
+    }
+    for (std::size_t i = 0; i < slot_count; ++i) {
+        if (same_group(slots[i], rule_name, CapPer::kRule, session)) {
+            ++decision.rule_sessions;
+            if (same_group(slots[i], rule_name, decision.cap_per, session)) ++decision.in_use;
+        }
+    }
+    if (!policy.enabled || !decision.capped || decision.in_use < decision.cap) return decision;
+    const bool monitor_only = policy.dry_run || (rule != nullptr && rule->mode == Mode::kMonitor);
+    decision.verdict = monitor_only ? Verdict::kWouldReject : Verdict::kReject;
+    return decision;
+}
+
+void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_name, bool counted,
+               std::int32_t pid) noexcept {
+    slot->in_use = true;
+    slot->counted = counted;
+    slot->pid = pid;
+    copy_clipped(slot->rule_name, sizeof slot->rule_name, rule_name);
+    copy_clipped(slot->database, sizeof slot->database, session.database);
+    copy_clipped(slot->role, sizeof slot->role, session.role);
+    copy_clipped(slot->application, sizeof slot->application, session.application);
+    slot->has_client_addr = session.client_addr != nullptr;
+    slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
+}
+
+std::string rejection_message(const AdmissionDecision& decision, const CompiledRule* rule, const SessionKey& session) {
+    switch (decision.cap_per) {
+        case CapPer::kDatabase:
+            return "too many connections for database \"" + std::string(session.database) + "\"";
+        case CapPer::kRole:
+            return "too many connections for role \"" + std::string(session.role) + "\"";
+        case CapPer::kApplication:
+            return "too many connections for application \"" + std::string(session.application) + "\"";
+        case CapPer::kClientAddr:
+            return "too many connections for client address \"" + address_text(session) + "\"";
+        case CapPer::kRule:
+            break;
+    }
+    return "too many connections for rule \"" + std::string(rule != nullptr ? rule->rule_name : kDefaultRuleName) + "\"";
+}
+
+std::string rejection_detail(const AdmissionDecision& decision, const CompiledRule* rule) {
+    const std::string who = rule == nullptr ? std::string("connguard.max_connections_per_application")
+                                            : "rule \"" + std::string(rule->rule_name) + "\"";
+    const std::string noun = decision.cap == 1 ? " connection" : " connections";
+    const std::string verb = decision.in_use == 1 ? " is in use" : " are in use";
+    return who + " allows " + std::to_string(decision.cap) + noun + per_words(decision.cap_per) + "; " +
+           std::to_string(decision.in_use) + verb;
+}
+
+}  // namespace connguard::core

@@ -1,0 +1,76 @@
+// Admission at login: which group a new session joins, how many sessions that group
+// holds, and whether the session is admitted. Everything here is allocation-free
+// (except the message helpers) so the login path can run it under one lock: the count
+// and the reservation happen together, which is what makes the caps exact.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "classifier.h"
+#include "login_application.h"
+#include "rule.h"
+
+namespace connguard::core {
+
+// One per backend slot (indexed by the backend's proc number); trivially copyable so
+// the array lives in shared memory.
+struct SessionSlot {
+    bool in_use;
+    bool counted;  // counts toward its group's cap (exempt sessions do not)
+    std::int32_t pid;
+    char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
+    char database[kMaxNameBytes + 1];
+    char role[kMaxNameBytes + 1];
+    char application[kMaxNameBytes + 1];
+    bool has_client_addr;  // false: Unix socket
+    IpAddress client_addr;
+};
+static_assert(std::is_trivially_copyable_v<SessionSlot>, "session slots live in shared memory");
+
+// The settings admission depends on.
+struct AdmissionPolicy {
+    bool enabled = true;
+    bool dry_run = false;
+    std::int32_t max_connections_per_application = 0;  // for sessions that match no rule; 0 = off
+};
+
+enum class Verdict : std::uint8_t { kAdmit, kReject, kWouldReject };
+
+struct AdmissionDecision {
+    Verdict verdict = Verdict::kAdmit;
+    int rule_index = kNoRule;  // kNoRule: the defaults apply
+    bool counted = true;       // the new session counts toward its group
+    bool capped = false;       // a cap applies to its group
+    CapPer cap_per = CapPer::kRule;
+    std::int32_t cap = 0;
+    std::int32_t in_use = 0;        // counted sessions of the group before this one
+    std::int32_t rule_sessions = 0;  // counted sessions of the same rule before this one (any group)
+};
+
+// `exempt_session`: superuser or exempt role, as the caller determined.
+AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
+                                   const SessionKey& session, bool exempt_session, const SessionSlot* slots,
+                                   std::size_t slot_count) noexcept;
+
+// True when slot and session are in the same group of `rule_name` for `cap_per`.
+bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept;
+
+// Fills a slot for an admitted session (names longer than a slot holds are clipped).
+void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_name, bool counted,
+               std::int32_t pid) noexcept;
+
+// Name under which sessions matching no rule are counted and reported.
+inline constexpr const char* kDefaultRuleName = "(default)";
+
+// In the message helpers, `rule` is the rule the decision matched, nullptr for the defaults.
+
+// 'too many connections for application "etl"' (or role, database, client address, rule).
+std::string rejection_message(const AdmissionDecision& decision, const CompiledRule* rule, const SessionKey& session);
+
+// 'rule "etl-cap" allows 10 connections per application; 10 are in use'.
+std::string rejection_detail(const AdmissionDecision& decision, const CompiledRule* rule);
+
+}  // namespace connguard::core

@@ -1,0 +1,76 @@
+# Logins over the PostgreSQL wire protocol, for tests that need what psql cannot do:
+# send exactly the startup parameters we choose (psql always adds its own
+# application_name), open hundreds of logins from one process at the same instant, and
+# read the SQLSTATE of a refusal.
+package ConnguardLogin;
+
+use strict;
+use warnings;
+use IO::Socket::UNIX;
+use IO::Socket::INET;
+use Exporter 'import';
+
+our @EXPORT = qw(start_login finish_login login);
+
+# Opens a connection and sends the startup packet; returns the socket.
+# %params: user, database, and any other startup parameters (application_name, options).
+# Pass host => '127.0.0.1' to use TCP instead of the node's Unix socket.
+sub start_login {
+    my ($node, %params) = @_;
+    my $host = delete $params{host};
+    my $socket = defined $host
+      ? IO::Socket::INET->new(PeerAddr => $host, PeerPort => $node->port, Proto => 'tcp')
+      : IO::Socket::UNIX->new(Peer => $node->host . '/.s.PGSQL.' . $node->port, Type => SOCK_STREAM());
+    die "cannot connect: $!" unless $socket;
+    my $body = pack('N', 196608);
+    $body .= "$_\0$params{$_}\0" for sort keys %params;
+    $body .= "\0";
+    print $socket pack('N', length($body) + 4) . $body;
+    $socket->flush;
+    return $socket;
+}
+
+sub read_message {
+    my ($socket) = @_;
+    my $header = '';
+    while (length($header) < 5) {
+        my $got = sysread($socket, $header, 5 - length($header), length($header));
+        return unless $got;
+    }
+    my ($type, $length) = unpack('a N', $header);
+    my $body = '';
+    while (length($body) < $length - 4) {
+        my $got = sysread($socket, $body, $length - 4 - length($body), length($body));
+        return unless $got;
+    }
+    return ($type, $body);
+}
+
+# Reads the server's answer to a started login. Returns a hash:
+#   { admitted => 1, socket => ... }  (the session stays open until the socket closes)
+#   { admitted => 0, sqlstate => '53300', message => ..., detail => ... }
+sub finish_login {
+    my ($socket) = @_;
+    while (1) {
+        my ($type, $body) = read_message($socket);
+        return { admitted => 0, sqlstate => '', message => 'connection closed' } unless defined $type;
+        if ($type eq 'E') {
+            my %fields;
+            for my $field (split /\0/, $body) {
+                next unless length $field;
+                $fields{ substr($field, 0, 1) } = substr($field, 1);
+            }
+            close $socket;
+            return { admitted => 0, sqlstate => $fields{C}, message => $fields{M}, detail => $fields{D} // '' };
+        }
+        return { admitted => 1, socket => $socket } if $type eq 'Z';
+        die "authentication other than trust is not supported here" if $type eq 'R' && unpack('N', $body) != 0;
+    }
+}
+
+sub login {
+    my ($node, %params) = @_;
+    return finish_login(start_login($node, %params));
+}
+
+1;

@@ -11,7 +11,9 @@ PG_CONFIG ?= pg_config
 PG_INCLUDEDIR_SERVER := $(shell $(PG_CONFIG) --includedir-server)
 # Server headers as system headers: their own warnings are not ours to fix under -Werror.
 PG_CPPFLAGS = -I$(CURDIR)/src -isystem $(PG_INCLUDEDIR_SERVER)
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-initializers -fno-strict-aliasing
+# -MMD -MP: objects are rebuilt when a header they include changes.
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-initializers -fno-strict-aliasing \
+              -MMD -MP
 SHLIB_LINK += -lstdc++
 
 REGRESS = rules_validation active_rules
@@ -22,5 +24,9 @@ PROVE_TESTS = test/t/*.pl
 # Debian builds PostgreSQL with LLVM JIT; bitcode for C++ files is not needed.
 override with_llvm = no
 
+EXTRA_CLEAN = $(OBJS:.o=.d)
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+-include $(OBJS:.o=.d)

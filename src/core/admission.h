@@ -19,8 +19,10 @@ namespace connguard::core {
 // the array lives in shared memory.
 struct SessionSlot {
     bool in_use;
-    bool counted;  // counts toward its group's cap (exempt sessions do not)
+    bool counted;       // counts toward its group's cap (exempt sessions do not)
+    bool exempt_login;  // superuser or exempt role: never limited, whatever it renames to
     std::int32_t pid;
+    std::uint32_t role_id;  // the login role's OID, for "+group" rules when reclassified
     char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
     char database[kMaxNameBytes + 1];
     char role[kMaxNameBytes + 1];

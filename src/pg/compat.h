@@ -19,3 +19,19 @@
 #else
 #define CONNGUARD_ASCII_CLEANING (connguard::core::AsciiCleaning::kQuestionMark)
 #endif
+
+// The i-th entry (1-based) of this backend's snapshot of backend status.
+#if PG_VERSION_NUM >= 160000
+#define CONNGUARD_LOCAL_BEENTRY(i) pgstat_get_local_beentry_by_index(i)
+#else
+#define CONNGUARD_LOCAL_BEENTRY(i) pgstat_fetch_stat_local_beentry(i)
+#endif
+
+// A backend still in its start-up: its backend status (application_name included) is not
+// final yet. PostgreSQL 18 says so with STATE_STARTING; before, the state is undefined
+// until the first ReadyForQuery.
+#if PG_VERSION_NUM >= 180000
+#define CONNGUARD_STILL_STARTING(status) ((status)->st_state == STATE_STARTING || (status)->st_state == STATE_UNDEFINED)
+#else
+#define CONNGUARD_STILL_STARTING(status) ((status)->st_state == STATE_UNDEFINED)
+#endif

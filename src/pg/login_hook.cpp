@@ -9,7 +9,9 @@
 // through the callback of step 2 and frees its place at once.
 #include "pg/login_hook.h"
 
+#include "pg/activity.h"
 #include "pg/cpp_boundary.h"
+#include "pg/group_membership.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 
@@ -30,43 +32,6 @@ namespace {
 
 ClientAuthentication_hook_type previous_hook = nullptr;
 bool release_registered = false;
-
-// Group memberships of the login role, computed before the lock for every "+group"
-// named by the rule set of `version`.
-struct Memberships {
-    std::uint64_t version;
-    int count;
-    char (*groups)[NAMEDATALEN];
-    bool* member;
-};
-
-bool is_member(std::string_view group, void* context) {
-    const auto* m = static_cast<const Memberships*>(context);
-    for (int i = 0; i < m->count; ++i) {
-        if (group == m->groups[i]) return m->member[i];
-    }
-    return false;
-}
-
-void compute_memberships(SharedState* state, Oid role, Memberships* m) {
-    LWLockAcquire(state->lock, LW_SHARED);
-    m->version = state->rule_set_version;
-    m->count = 0;
-    for (int i = 0; i < state->rule_count; ++i) {
-        const std::string_view group = state->rules[i].group_name();
-        if (!group.empty()) {
-            const std::size_t n = Min(group.size(), static_cast<std::size_t>(NAMEDATALEN - 1));
-            memcpy(m->groups[m->count], group.data(), n);
-            m->groups[m->count][n] = '\0';
-            ++m->count;
-        }
-    }
-    LWLockRelease(state->lock);
-    for (int i = 0; i < m->count; ++i) {
-        const Oid group = get_role_oid(m->groups[i], true);
-        m->member[i] = OidIsValid(role) && OidIsValid(group) && is_member_of_role(role, group);
-    }
-}
 
 bool in_exempt_roles(const char* user) {
     char* list = pstrdup(setting_exempt_roles);
@@ -116,28 +81,6 @@ void release_place(int, Datum) {
     LWLockRelease(state->lock);
 }
 
-void copy_clipped(char* target, std::size_t size, std::string_view value) {
-    const std::size_t n = Min(value.size(), size - 1);
-    memcpy(target, value.data(), n);
-    target[n] = '\0';
-}
-
-void fill_event(core::Event* event, core::EventKind kind, const core::SessionKey& session, const char* rule_name,
-                const char* detail) {
-    memset(static_cast<void*>(event), 0, sizeof *event);
-    event->time = GetCurrentTimestamp();
-    event->kind = kind;
-    event->reason = core::EventReason::kCap;
-    event->pid = MyProcPid;
-    copy_clipped(event->database, sizeof event->database, session.database);
-    copy_clipped(event->role, sizeof event->role, session.role);
-    copy_clipped(event->application, sizeof event->application, session.application);
-    event->has_client_addr = session.client_addr != nullptr;
-    if (session.client_addr != nullptr) event->client_addr = *session.client_addr;
-    strlcpy(event->rule_name, rule_name, sizeof event->rule_name);
-    strlcpy(event->detail, detail, sizeof event->detail);
-}
-
 void admit_or_refuse(Port* port) {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
@@ -152,15 +95,14 @@ void admit_or_refuse(Port* port) {
     const bool tcp = client_address(port, &address);
 
     Memberships memberships;
-    memberships.groups = static_cast<char(*)[NAMEDATALEN]>(palloc(sizeof(char[NAMEDATALEN]) * state->rule_capacity));
-    memberships.member = static_cast<bool*>(palloc(sizeof(bool) * state->rule_capacity));
+    allocate_memberships(state, &memberships);
 
     core::SessionKey session;
     session.database = port->database_name;
     session.role = port->user_name;
     session.application = application;
     session.client_addr = tcp ? &address : nullptr;
-    session.is_member_of = is_member;
+    session.is_member_of = is_member_of_group;
     session.context = &memberships;
 
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
@@ -188,27 +130,13 @@ void admit_or_refuse(Port* port) {
     if (decision.verdict != core::Verdict::kReject) {
         core::fill_slot(&state->slots[index], session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
                         decision.counted, MyProcPid);
+        state->slots[index].exempt_login = exempt;
+        state->slots[index].role_id = role;
     }
-    if (decision.counted) {
-        if (core::RuleCounters* counters =
-                core::find_or_add_counters(state->counters, state->counter_capacity, rule_name)) {
-            switch (decision.verdict) {
-                case core::Verdict::kAdmit: ++counters->admitted; break;
-                case core::Verdict::kReject: ++counters->rejected; break;
-                case core::Verdict::kWouldReject:
-                    ++counters->admitted;
-                    ++counters->would_reject;
-                    break;
-            }
-            if (decision.verdict != core::Verdict::kReject) {
-                counters->peak = Max(counters->peak, decision.rule_sessions + 1);
-            }
-        }
-    }
+    count_login_locked(state, rule_name, decision);
     LWLockRelease(state->lock);
 
-    pfree(memberships.groups);
-    pfree(memberships.member);
+    free_memberships(&memberships);
     if (decision.verdict == core::Verdict::kAdmit) return;
 
     const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;
@@ -216,13 +144,10 @@ void admit_or_refuse(Port* port) {
         copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
         copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
     });
-    core::Event event;
-    fill_event(&event, decision.verdict == core::Verdict::kReject ? core::EventKind::kRejected
-                                                                    : core::EventKind::kWouldReject,
-               session, rule_name, detail);
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    core::push_event(state->events, state->event_capacity, &state->events_written, event);
-    LWLockRelease(state->lock);
+    record_event(state,
+                 decision.verdict == core::Verdict::kReject ? core::EventKind::kRejected
+                                                            : core::EventKind::kWouldReject,
+                 core::EventReason::kCap, MyProcPid, session, rule_name, detail);
 
     if (decision.verdict == core::Verdict::kWouldReject) {
         ereport(LOG, (errmsg("pg_connguard: would refuse login: %s", message), errdetail("%s", detail)));

@@ -6,6 +6,7 @@
 #include "pg/worker.h"
 
 #include "pg/rule_loader.h"
+#include "pg/session_watch.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 
@@ -25,7 +26,8 @@ namespace connguard::pg {
 namespace {
 
 constexpr int kRestartSeconds = 1;
-constexpr long kIdleWakeMs = 60000;  // safety net only: requests arrive by latch
+constexpr long kIdleWakeMs = 60000;   // safety net only: requests arrive by latch
+constexpr long kRenameWatchMs = 250;  // while caps exist: how soon a rename into a full group is seen
 
 void forget_worker(int, Datum) {
     SharedState* state = shared_state();
@@ -118,7 +120,8 @@ extern "C" void connguard_worker_main(Datum) {
             if (loader == nullptr) served = loader_generation;  // start_rule_loader recorded why
         }
 
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kIdleWakeMs, PG_WAIT_EXTENSION);
+        const long wait_ms = watch_renamed_sessions(state) ? kRenameWatchMs : kIdleWakeMs;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
 }

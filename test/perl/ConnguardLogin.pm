@@ -10,7 +10,7 @@ use IO::Socket::UNIX;
 use IO::Socket::INET;
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login);
+our @EXPORT = qw(start_login finish_login login simple_query);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -47,10 +47,11 @@ sub read_message {
 }
 
 # Reads the server's answer to a started login. Returns a hash:
-#   { admitted => 1, socket => ... }  (the session stays open until the socket closes)
+#   { admitted => 1, socket => ..., pid => backend pid }  (open until the socket closes)
 #   { admitted => 0, sqlstate => '53300', message => ..., detail => ... }
 sub finish_login {
     my ($socket) = @_;
+    my $pid;
     while (1) {
         my ($type, $body) = read_message($socket);
         return { admitted => 0, sqlstate => '', message => 'connection closed' } unless defined $type;
@@ -63,8 +64,29 @@ sub finish_login {
             close $socket;
             return { admitted => 0, sqlstate => $fields{C}, message => $fields{M}, detail => $fields{D} // '' };
         }
-        return { admitted => 1, socket => $socket } if $type eq 'Z';
+        $pid = unpack('N', $body) if $type eq 'K';
+        return { admitted => 1, socket => $socket, pid => $pid } if $type eq 'Z';
         die "authentication other than trust is not supported here" if $type eq 'R' && unpack('N', $body) != 0;
+    }
+}
+
+# Runs one simple query on an admitted session; returns undef on success, or the
+# error's "SQLSTATE: message" (also when the server ended the session).
+sub simple_query {
+    my ($session, $sql) = @_;
+    my $socket = $session->{socket};
+    my $body = "$sql\0";
+    print $socket 'Q' . pack('N', length($body) + 4) . $body;
+    $socket->flush;
+    my $error;
+    while (1) {
+        my ($type, $reply) = read_message($socket);
+        return $error // 'connection closed' unless defined $type;
+        if ($type eq 'E') {
+            my %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $reply;
+            $error = "$fields{C}: $fields{M}";
+        }
+        return $error if $type eq 'Z';
     }
 }
 

@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
 use FindBin;
 use lib "$FindBin::Bin/../perl";
 use ConnguardLogin;
@@ -163,6 +164,38 @@ my $overridden = login($node, user => 'app', database => 'postgres', options => 
     application_name => 'other');
 ok($overridden->{admitted}, 'an application_name startup parameter wins over options');
 close_all($held, $overridden);
+
+# --- A session that renames itself into a full group is ended by the worker; one that
+# renames into a group with room moves there and takes a place in it.
+set_rules(q{INSERT INTO connguard.rules (rule_name, application_name, max_connections, cap_per)
+            VALUES ('svc-one', 'svc-*', 1, 'application')});
+my $holder = login($node, user => 'app', database => 'postgres', application_name => 'svc-x');
+my $renamer = login($node, user => 'app', database => 'postgres', application_name => 'batch');
+ok($holder->{admitted} && $renamer->{admitted}, 'svc-x holds the only place of its group; batch is elsewhere');
+is(simple_query($renamer, "SET application_name = 'svc-x'"), undef, 'the session renames itself into svc-x');
+my $renamed_at = time();
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $renamer->{pid}"),
+    'the renamed session is ended');
+my $took = time() - $renamed_at;
+cmp_ok($took, '<', 1.0, "within a second (took ${took}s)");
+ok($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $holder->{pid}") == 1,
+    'the session already in the group stays');
+ok($node->log_contains(qr/pg_connguard: ending session $renamer->{pid}, renamed into a full group: too many connections for application "svc-x"/),
+    'the log says which session was ended and why');
+
+my $mover = login($node, user => 'app', database => 'postgres', application_name => 'batch');
+is(simple_query($mover, "SET application_name = 'svc-y'"), undef, 'another session renames into svc-y, which has room');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'svc-y'}),
+    'it stays');
+my $late;
+for (1 .. 40) {
+    $late = login($node, user => 'app', database => 'postgres', application_name => 'svc-y');
+    last unless $late->{admitted};
+    close $late->{socket};
+    select(undef, undef, undef, 0.05);
+}
+is($late->{message}, 'too many connections for application "svc-y"', 'and holds the place of svc-y: a new login there is refused');
+close_all($holder, $mover);
 
 $node->stop;
 done_testing();

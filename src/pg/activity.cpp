@@ -1,0 +1,49 @@
+#include "pg/activity.h"
+
+namespace connguard::pg {
+namespace {
+
+void copy_clipped(char* target, std::size_t size, std::string_view value) {
+    const std::size_t n = Min(value.size(), size - 1);
+    memcpy(target, value.data(), n);
+    target[n] = '\0';
+}
+
+}  // namespace
+
+void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision) {
+    if (!decision.counted) return;
+    core::RuleCounters* counters = core::find_or_add_counters(state->counters, state->counter_capacity, rule_name);
+    if (counters == nullptr) return;
+    switch (decision.verdict) {
+        case core::Verdict::kAdmit: ++counters->admitted; break;
+        case core::Verdict::kReject: ++counters->rejected; break;
+        case core::Verdict::kWouldReject:
+            ++counters->admitted;
+            ++counters->would_reject;
+            break;
+    }
+    if (decision.verdict != core::Verdict::kReject) counters->peak = Max(counters->peak, decision.rule_sessions + 1);
+}
+
+void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
+                  const core::SessionKey& session, const char* rule_name, const char* detail) {
+    core::Event event;
+    memset(static_cast<void*>(&event), 0, sizeof event);
+    event.time = GetCurrentTimestamp();
+    event.kind = kind;
+    event.reason = reason;
+    event.pid = pid;
+    copy_clipped(event.database, sizeof event.database, session.database);
+    copy_clipped(event.role, sizeof event.role, session.role);
+    copy_clipped(event.application, sizeof event.application, session.application);
+    event.has_client_addr = session.client_addr != nullptr;
+    if (session.client_addr != nullptr) event.client_addr = *session.client_addr;
+    strlcpy(event.rule_name, rule_name, sizeof event.rule_name);
+    strlcpy(event.detail, detail, sizeof event.detail);
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    core::push_event(state->events, state->event_capacity, &state->events_written, event);
+    LWLockRelease(state->lock);
+}
+
+}  // namespace connguard::pg

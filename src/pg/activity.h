@@ -1,0 +1,16 @@
+// Recording what pg_connguard did: per-rule counters and the event ring in shared
+// memory. Names of the *_locked functions say the caller holds the lock exclusively.
+#pragma once
+
+#include "pg/shared_state.h"
+
+namespace connguard::pg {
+
+// Counts a login decision for rule_name (admitted, rejected, would_reject, peak).
+void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision);
+
+// Takes the lock itself.
+void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
+                  const core::SessionKey& session, const char* rule_name, const char* detail);
+
+}  // namespace connguard::pg

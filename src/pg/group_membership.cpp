@@ -1,0 +1,48 @@
+#include "pg/group_membership.h"
+
+extern "C" {
+#include "utils/acl.h"
+}
+
+namespace connguard::pg {
+
+void allocate_memberships(SharedState* state, Memberships* m) {
+    m->version = 0;
+    m->count = 0;
+    m->groups = static_cast<char(*)[NAMEDATALEN]>(palloc(sizeof(char[NAMEDATALEN]) * state->rule_capacity));
+    m->member = static_cast<bool*>(palloc(sizeof(bool) * state->rule_capacity));
+}
+
+void free_memberships(Memberships* m) {
+    pfree(m->groups);
+    pfree(m->member);
+}
+
+void compute_memberships(SharedState* state, Oid role, Memberships* m) {
+    LWLockAcquire(state->lock, LW_SHARED);
+    m->version = state->rule_set_version;
+    m->count = 0;
+    for (int i = 0; i < state->rule_count; ++i) {
+        const std::string_view group = state->rules[i].group_name();
+        if (group.empty()) continue;
+        const std::size_t n = Min(group.size(), static_cast<std::size_t>(NAMEDATALEN - 1));
+        memcpy(m->groups[m->count], group.data(), n);
+        m->groups[m->count][n] = '\0';
+        ++m->count;
+    }
+    LWLockRelease(state->lock);
+    for (int i = 0; i < m->count; ++i) {
+        const Oid group = get_role_oid(m->groups[i], true);
+        m->member[i] = OidIsValid(role) && OidIsValid(group) && is_member_of_role(role, group);
+    }
+}
+
+bool is_member_of_group(std::string_view group, void* context) {
+    const auto* m = static_cast<const Memberships*>(context);
+    for (int i = 0; i < m->count; ++i) {
+        if (group == m->groups[i]) return m->member[i];
+    }
+    return false;
+}
+
+}  // namespace connguard::pg

@@ -1,0 +1,146 @@
+// A session can change its application_name at any time (SET application_name), and
+// PostgreSQL has no hook for it. The worker compares the name each admitted session has
+// now (backend status, as pg_stat_activity shows it) with the one it was admitted under,
+// and re-decides admission for the new name with the same core decision as at login,
+// leaving the session's own place out of the count.
+#include "pg/session_watch.h"
+
+#include <algorithm>
+
+#include "pg/activity.h"
+#include "pg/cpp_boundary.h"
+#include "pg/group_membership.h"
+#include "pg/settings.h"
+
+extern "C" {
+#include <signal.h>
+
+#include "access/xact.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/backend_status.h"
+#include "utils/memutils.h"
+}
+
+namespace connguard::pg {
+namespace {
+
+struct LiveName {
+    int pid;
+    const char* application;
+};
+
+bool any_cap_configured(SharedState* state) {
+    if (!setting_enabled) return false;
+    if (setting_max_connections_per_application > 0) return true;
+    LWLockAcquire(state->lock, LW_SHARED);
+    bool capped = false;
+    for (int i = 0; i < state->rule_count && !capped; ++i) capped = state->rules[i].max_connections >= 0;
+    LWLockRelease(state->lock);
+    return capped;
+}
+
+void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
+    Memberships memberships;
+    allocate_memberships(state, &memberships);
+    StartTransactionCommand();
+    compute_memberships(state, seen.role_id, &memberships);
+    CommitTransactionCommand();
+
+    core::SessionSlot slot = seen;
+    core::SessionKey session;
+    session.database = slot.database;
+    session.role = slot.role;
+    session.application = new_application;
+    session.client_addr = slot.has_client_addr ? &slot.client_addr : nullptr;
+    session.is_member_of = is_member_of_group;
+    session.context = &memberships;
+
+    const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
+    core::AdmissionDecision decision;
+    core::CompiledRule rule{};
+    bool still_there = false;
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    core::SessionSlot* shared = &state->slots[index];
+    if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
+        still_there = true;
+        shared->in_use = false;  // the session's own place does not count against its new group
+        decision = core::decide_admission(state->rules, state->rule_count, policy, session, false, state->slots,
+                                          state->slot_count);
+        if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
+        if (decision.verdict == core::Verdict::kReject) {
+            shared->in_use = true;  // it keeps its old place until it has gone
+        } else {
+            core::fill_slot(shared, session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
+                            decision.counted, seen.pid);
+            shared->exempt_login = seen.exempt_login;
+            shared->role_id = seen.role_id;
+        }
+    }
+    LWLockRelease(state->lock);
+    free_memberships(&memberships);
+    if (!still_there || decision.verdict == core::Verdict::kAdmit) return;
+
+    const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;
+    char message[256] = "";
+    char detail[192] = "";
+    cpp_call([&] {
+        copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
+        copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
+    });
+    const char* rule_name = matched != nullptr ? rule.rule_name : core::kDefaultRuleName;
+    if (decision.verdict == core::Verdict::kWouldReject) {
+        record_event(state, core::EventKind::kWouldTerminate, core::EventReason::kCap, seen.pid, session, rule_name,
+                     detail);
+        ereport(LOG, (errmsg("pg_connguard: would end session %d, renamed into a full group: %s", seen.pid, message),
+                      errdetail("%s", detail)));
+        return;
+    }
+    if (BackendPidGetProc(seen.pid) == nullptr) return;  // it has gone by itself
+    record_event(state, core::EventKind::kTerminated, core::EventReason::kCap, seen.pid, session, rule_name, detail);
+    ereport(LOG, (errmsg("pg_connguard: ending session %d, renamed into a full group: %s", seen.pid, message),
+                  errdetail("%s", detail)));
+    (void)kill(seen.pid, SIGTERM);
+}
+
+}  // namespace
+
+bool watch_renamed_sessions(SharedState* state) {
+    if (!any_cap_configured(state)) return false;
+
+    static core::SessionSlot* slots = nullptr;
+    static LiveName* live = nullptr;
+    if (slots == nullptr) {
+        slots = static_cast<core::SessionSlot*>(
+            MemoryContextAlloc(TopMemoryContext, sizeof(core::SessionSlot) * state->slot_count));
+        live = static_cast<LiveName*>(MemoryContextAlloc(TopMemoryContext, sizeof(LiveName) * state->slot_count));
+    }
+    LWLockAcquire(state->lock, LW_SHARED);
+    memcpy(static_cast<void*>(slots), state->slots, sizeof(core::SessionSlot) * state->slot_count);
+    LWLockRelease(state->lock);
+
+    int live_count = 0;
+    const int backends = pgstat_fetch_stat_numbackends();
+    for (int i = 1; i <= backends && live_count < state->slot_count; ++i) {
+        const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
+        if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND ||
+            CONNGUARD_STILL_STARTING(&entry->backendStatus)) {
+            continue;
+        }
+        live[live_count++] = LiveName{entry->backendStatus.st_procpid, entry->backendStatus.st_appname};
+    }
+    std::sort(live, live + live_count, [](const LiveName& a, const LiveName& b) { return a.pid < b.pid; });
+
+    for (int index = 0; index < state->slot_count; ++index) {
+        const core::SessionSlot& slot = slots[index];
+        if (!slot.in_use || slot.exempt_login) continue;
+        const LiveName* found = std::lower_bound(live, live + live_count, slot.pid,
+                                                 [](const LiveName& a, int pid) { return a.pid < pid; });
+        if (found == live + live_count || found->pid != slot.pid || found->application == nullptr) continue;
+        if (strcmp(found->application, slot.application) != 0) handle_rename(state, index, slot, found->application);
+    }
+    pgstat_clear_backend_activity_snapshot();
+    return true;
+}
+
+}  // namespace connguard::pg

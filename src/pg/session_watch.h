@@ -1,0 +1,13 @@
+// The worker's watch over sessions that rename themselves after login.
+#pragma once
+
+#include "pg/shared_state.h"
+
+namespace connguard::pg {
+
+// Puts each session whose application_name changed since login into the group of its
+// new name, and ends one whose new group is full (reason "cap"). Returns false when no
+// cap is configured, so nothing needs watching until the rules or settings change.
+bool watch_renamed_sessions(SharedState* state);
+
+}  // namespace connguard::pg

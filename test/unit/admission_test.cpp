@@ -1,0 +1,284 @@
+// Admission decisions: grouping by cap_per, exact counting, exemptions, monitor and
+// dry-run, the defaults for unmatched sessions, and the refusal texts.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/admission.h"
+#include "core/rule_compiler.h"
+
+using namespace connguard::core;
+
+namespace {
+
+CompiledRule make_rule(const char* name, std::optional<std::string_view> application, std::optional<int> cap,
+                       const char* cap_per = "rule", const char* mode = "enforce", int priority = 100,
+                       std::optional<std::string_view> client_addr = std::nullopt) {
+    RuleInput in;
+    in.rule_name = name;
+    in.priority = priority;
+    in.application_name = application;
+    in.max_connections = cap;
+    in.cap_per = cap_per;
+    in.mode = mode;
+    in.enabled = true;
+    in.client_addr = client_addr;
+    CompiledRule rule;
+    const RuleError e = compile_rule(in, &rule);
+    EXPECT_TRUE(e.ok()) << e.message;
+    return rule;
+}
+
+SessionKey session(const char* app, const char* role = "app", const char* db = "db",
+                   const IpAddress* addr = nullptr) {
+    SessionKey key;
+    key.database = db;
+    key.role = role;
+    key.application = app;
+    key.client_addr = addr;
+    return key;
+}
+
+IpAddress ip(const char* text) {
+    IpAddress a;
+    EXPECT_TRUE(parse_ip_address(text, &a));
+    return a;
+}
+
+struct Server {
+    std::vector<CompiledRule> rules;
+    std::vector<SessionSlot> slots = std::vector<SessionSlot>(64, SessionSlot{});
+    AdmissionPolicy policy;
+    int next_pid = 1000;
+
+    AdmissionDecision login(const SessionKey& key, bool exempt = false) {
+        const AdmissionDecision d =
+            decide_admission(rules.data(), rules.size(), policy, key, exempt, slots.data(), slots.size());
+        if (d.verdict != Verdict::kReject) {
+            for (auto& slot : slots) {
+                if (!slot.in_use) {
+                    fill_slot(&slot, key, d.rule_index == kNoRule ? "" : rules[d.rule_index].rule_name, d.counted,
+                              next_pid++);
+                    break;
+                }
+            }
+        }
+        return d;
+    }
+
+    void logout(int pid) {
+        for (auto& slot : slots) {
+            if (slot.in_use && slot.pid == pid) slot.in_use = false;
+        }
+    }
+};
+
+}  // namespace
+
+TEST(Admission, CapPerRuleAdmitsExactlyTheCap) {
+    Server s;
+    s.rules = {make_rule("etl", "etl*", 3)};
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(s.login(session("etl-1")).verdict, Verdict::kAdmit);
+    const AdmissionDecision d = s.login(session("etl-2"));
+    EXPECT_EQ(d.verdict, Verdict::kReject);
+    EXPECT_EQ(d.in_use, 3);
+    EXPECT_EQ(d.cap, 3);
+}
+
+TEST(Admission, LogoutFreesThePlaceAtOnce) {
+    Server s;
+    s.rules = {make_rule("etl", "etl", 1)};
+    EXPECT_EQ(s.login(session("etl")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("etl")).verdict, Verdict::kReject);
+    s.logout(1000);
+    EXPECT_EQ(s.login(session("etl")).verdict, Verdict::kAdmit);
+}
+
+TEST(Admission, CapPerApplicationCountsEachNameApart) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 2, "application")};
+    for (const char* app : {"svc-a", "svc-b"}) {
+        EXPECT_EQ(s.login(session(app)).verdict, Verdict::kAdmit);
+        EXPECT_EQ(s.login(session(app)).verdict, Verdict::kAdmit);
+        EXPECT_EQ(s.login(session(app)).verdict, Verdict::kReject) << app;
+    }
+}
+
+TEST(Admission, CapPerRoleAndDatabase) {
+    Server s;
+    s.rules = {make_rule("per-role", std::nullopt, 1, "role", "enforce", 1)};
+    EXPECT_EQ(s.login(session("x", "alice")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("y", "bob")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("z", "alice")).verdict, Verdict::kReject);
+
+    Server d;
+    d.rules = {make_rule("per-db", std::nullopt, 1, "database")};
+    EXPECT_EQ(d.login(session("x", "r", "one")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(d.login(session("x", "r", "two")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(d.login(session("x", "r", "one")).verdict, Verdict::kReject);
+}
+
+TEST(Admission, CapPerClientAddressTreatsUnixSocketsAsOneGroup) {
+    Server s;
+    s.rules = {make_rule("per-addr", std::nullopt, 1, "client_addr")};
+    const IpAddress a = ip("10.0.0.1"), b = ip("10.0.0.2");
+    EXPECT_EQ(s.login(session("x", "r", "db", &a)).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("x", "r", "db", &b)).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("x", "r", "db", &a)).verdict, Verdict::kReject);
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kReject);
+}
+
+TEST(Admission, GroupsOfDifferentRulesDoNotMix) {
+    Server s;
+    s.rules = {make_rule("a", "a", 1, "rule", "enforce", 1), make_rule("b", "b", 1, "rule", "enforce", 2)};
+    EXPECT_EQ(s.login(session("a")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("b")).verdict, Verdict::kAdmit);
+}
+
+TEST(Admission, ZeroCapRefusesEveryLogin) {
+    Server s;
+    s.rules = {make_rule("closed", std::nullopt, 0)};
+    const AdmissionDecision d = s.login(session("anything"));
+    EXPECT_EQ(d.verdict, Verdict::kReject);
+    EXPECT_EQ(d.in_use, 0);
+}
+
+TEST(Admission, NullCapNeverRefusesButCounts) {
+    Server s;
+    s.rules = {make_rule("open", std::nullopt, std::nullopt)};
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit);
+    const AdmissionDecision d = s.login(session("x"));
+    EXPECT_FALSE(d.capped);
+    EXPECT_EQ(d.rule_sessions, 10);
+}
+
+TEST(Admission, ExemptSessionsPassAFullCapAndAreNotCounted) {
+    Server s;
+    s.rules = {make_rule("closed", std::nullopt, 0)};
+    const AdmissionDecision d = s.login(session("x"), /*exempt=*/true);
+    EXPECT_EQ(d.verdict, Verdict::kAdmit);
+    EXPECT_FALSE(d.counted);
+    s.rules = {make_rule("one", std::nullopt, 1)};
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit) << "the exempt session holds no place";
+}
+
+TEST(Admission, ExemptRuleIsNeverLimited) {
+    Server s;
+    s.rules = {make_rule("vip", "vip", std::nullopt, "rule", "exempt", 1), make_rule("closed", std::nullopt, 0, "rule", "enforce", 2)};
+    const AdmissionDecision d = s.login(session("vip"));
+    EXPECT_EQ(d.verdict, Verdict::kAdmit);
+    EXPECT_FALSE(d.counted);
+    EXPECT_EQ(s.login(session("other")).verdict, Verdict::kReject);
+}
+
+TEST(Admission, MonitorModeAdmitsOverTheCapAndSaysSo) {
+    Server s;
+    s.rules = {make_rule("watch", std::nullopt, 1, "rule", "monitor")};
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit);
+    const AdmissionDecision d = s.login(session("x"));
+    EXPECT_EQ(d.verdict, Verdict::kWouldReject);
+    EXPECT_TRUE(d.counted);
+    EXPECT_EQ(s.login(session("x")).in_use, 2) << "monitored sessions still count";
+}
+
+TEST(Admission, DryRunTurnsEveryRefusalIntoWouldReject) {
+    Server s;
+    s.policy.dry_run = true;
+    s.rules = {make_rule("closed", std::nullopt, 0)};
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kWouldReject);
+}
+
+TEST(Admission, DisabledAdmitsEverythingButKeepsCounting) {
+    Server s;
+    s.policy.enabled = false;
+    s.rules = {make_rule("one", std::nullopt, 1)};
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("x")).verdict, Verdict::kAdmit);
+    s.policy.enabled = true;
+    EXPECT_EQ(s.login(session("x")).in_use, 2);
+}
+
+TEST(Admission, UnmatchedSessionsUseThePerApplicationDefault) {
+    Server s;
+    s.policy.max_connections_per_application = 2;
+    s.rules = {make_rule("etl", "etl", std::nullopt)};
+    EXPECT_EQ(s.login(session("web")).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("web")).verdict, Verdict::kAdmit);
+    const AdmissionDecision d = s.login(session("web"));
+    EXPECT_EQ(d.verdict, Verdict::kReject);
+    EXPECT_EQ(d.rule_index, kNoRule);
+    EXPECT_EQ(d.cap_per, CapPer::kApplication);
+    EXPECT_EQ(s.login(session("api")).verdict, Verdict::kAdmit);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(s.login(session("etl")).verdict, Verdict::kAdmit) << "a matched rule wins";
+}
+
+TEST(Admission, PerApplicationDefaultOffMeansNoCap) {
+    Server s;
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(s.login(session("web")).verdict, Verdict::kAdmit);
+}
+
+TEST(Admission, RuleSessionsCountsAcrossGroupsForThePeak) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 5, "application")};
+    s.login(session("svc-a"));
+    s.login(session("svc-b"));
+    const AdmissionDecision d = s.login(session("svc-a"));
+    EXPECT_EQ(d.rule_sessions, 2);
+    EXPECT_EQ(d.in_use, 1);
+}
+
+TEST(Admission, LongNamesAreComparedClippedLikeTheSlotStoresThem) {
+    Server s;
+    s.rules = {make_rule("per-app", std::nullopt, 1, "application")};
+    const std::string long_a(100, 'a');
+    const std::string long_b = std::string(63, 'a') + "different tail";
+    EXPECT_EQ(s.login(session(long_a.c_str())).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session(long_b.c_str())).verdict, Verdict::kReject) << "pg_stat_activity shows both the same";
+}
+
+TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
+    SessionSlot slot{};
+    const SessionKey key = session("x");
+    fill_slot(&slot, key, "r", true, 1);
+    EXPECT_TRUE(same_group(slot, "r", CapPer::kRule, key));
+    EXPECT_FALSE(same_group(slot, "other", CapPer::kRule, key));
+    slot.counted = false;
+    EXPECT_FALSE(same_group(slot, "r", CapPer::kRule, key));
+    slot.counted = true;
+    slot.in_use = false;
+    EXPECT_FALSE(same_group(slot, "r", CapPer::kRule, key));
+}
+
+TEST(AdmissionText, MessagesNameTheGroupKind) {
+    const CompiledRule app = make_rule("etl-cap", std::nullopt, 10, "application");
+    AdmissionDecision d;
+    d.verdict = Verdict::kReject;
+    d.cap_per = CapPer::kApplication;
+    d.cap = 10;
+    d.in_use = 10;
+    EXPECT_EQ(rejection_message(d, &app, session("etl")), "too many connections for application \"etl\"");
+    EXPECT_EQ(rejection_detail(d, &app), "rule \"etl-cap\" allows 10 connections per application; 10 are in use");
+    d.cap_per = CapPer::kRole;
+    EXPECT_EQ(rejection_message(d, &app, session("etl", "bob")), "too many connections for role \"bob\"");
+    d.cap_per = CapPer::kDatabase;
+    EXPECT_EQ(rejection_message(d, &app, session("etl", "bob", "shop")), "too many connections for database \"shop\"");
+    d.cap_per = CapPer::kClientAddr;
+    const IpAddress v6 = ip("2001:db8::7");
+    EXPECT_EQ(rejection_message(d, &app, session("e", "r", "d", &v6)),
+              "too many connections for client address \"2001:db8::7\"");
+    EXPECT_EQ(rejection_message(d, &app, session("e")), "too many connections for client address \"local\"");
+    d.cap_per = CapPer::kRule;
+    EXPECT_EQ(rejection_message(d, &app, session("e")), "too many connections for rule \"etl-cap\"");
+}
+
+TEST(AdmissionText, SingularAndDefaultWording) {
+    AdmissionDecision d;
+    d.cap_per = CapPer::kApplication;
+    d.cap = 1;
+    d.in_use = 1;
+    EXPECT_EQ(rejection_detail(d, nullptr),
+              "connguard.max_connections_per_application allows 1 connection per application; 1 is in use");
+    d.cap_per = CapPer::kRule;
+    EXPECT_EQ(rejection_message(d, nullptr, session("e")), "too many connections for rule \"(default)\"");
+}

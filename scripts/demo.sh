@@ -37,6 +37,7 @@ show() { echo; echo "postgres=# $1"; psql_demo -c "$1"; }
 
 show "SELECT pid, backend_type FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'"
 show "CREATE EXTENSION pg_connguard"
+psql_demo -qc "CREATE ROLE demo_app LOGIN"
 show "INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, comment)
 VALUES ('etl-cap', 10, 'etl-*', 2, 'application', 'each ETL job gets 2 connections'),
        ('web-pool', 20, 'web', 20, 'rule', 'the web pool as a whole')"
@@ -52,14 +53,33 @@ sleep 1
 show "SELECT rule_name, priority, role_name, application_name, max_connections, cap_per,
        idle_in_transaction_timeout, mode, rule_set_version FROM connguard.active_rules"
 echo
+echo "-- Admission control: 'etl-cap' allows 2 connections per ETL application."
+echo "-- Two etl-nightly sessions hold their places (each sleeping 5 s)..."
+for i in 1 2; do
+    as_server_user env PGAPPNAME=etl-nightly "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DEMO_PORT" -U demo_app -d postgres \
+        -qc "SELECT pg_sleep(5)" >/dev/null &
+done
+until [ "$(psql_demo -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'etl-nightly'")" = 2 ]; do
+    sleep 0.1
+done
+echo "-- ...so a third etl-nightly login is refused (SQLSTATE 53300):"
+echo "\$ PGAPPNAME=etl-nightly psql -U demo_app -c 'SELECT 1'"
+as_server_user env PGAPPNAME=etl-nightly PGOPTIONS="" "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DEMO_PORT" -U demo_app \
+    -d postgres -c "SELECT 1" 2>&1 | sed 's/^/  /' || true
+echo "-- while another application still gets in:"
+as_server_user env PGAPPNAME=etl-weekly "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DEMO_PORT" -U demo_app -d postgres \
+    -Atc "SELECT 'etl-weekly admitted as ' || current_user" | sed 's/^/  /'
+wait
+
+echo
 echo "-- The worker's own log lines:"
-grep -E "pg_connguard" "$DEMO_DIR/server.log" | sed 's/^/  /'
+grep -E "pg_connguard|too many connections|DETAIL:  rule" "$DEMO_DIR/server.log" | sed 's/^/  /'
 
 cat <<TXT
 
 The demo cluster keeps running.
   connect:  $( [ "$(id -u)" -eq 0 ] && echo "runuser -u postgres -- " )$PG_BIN/psql -h $DEMO_DIR -p $DEMO_PORT -U postgres
   stop:     $( [ "$(id -u)" -eq 0 ] && echo "runuser -u postgres -- " )$PG_BIN/pg_ctl -D $DEMO_DIR/data stop
-Refusing logins over a cap and ending idle sessions arrive with the admission-control
-and idle-enforcement work; the rules above are already loaded and shown as enforced.
+Ending idle sessions (the 'leaky-app' rule) arrives with the idle-enforcement work; the
+rule is loaded and shown in active_rules already, but nothing ends sessions yet.
 TXT

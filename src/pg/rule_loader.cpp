@@ -4,6 +4,7 @@
 #include "pg/rule_row.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
+#include "pg/worker.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -99,14 +100,7 @@ void load_rules(SharedState* state, std::uint64_t generation) {
 
 BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation) {
     BackgroundWorker worker;
-    memset(&worker, 0, sizeof worker);
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_ConsistentState;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    strlcpy(worker.bgw_library_name, "pg_connguard", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "connguard_rules_loader_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "pg_connguard rules loader", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "pg_connguard rules loader", BGW_MAXLEN);
+    define_worker(&worker, "connguard_rules_loader_main", "pg_connguard rules loader", BGW_NEVER_RESTART);
     worker.bgw_main_arg = UInt64GetDatum(generation);
     worker.bgw_notify_pid = MyProcPid;
 

@@ -64,16 +64,20 @@ void record_loader_vanished(SharedState* state, std::uint64_t generation) {
 
 }  // namespace
 
+void define_worker(BackgroundWorker* worker, const char* function, const char* name, int restart_seconds) {
+    memset(worker, 0, sizeof *worker);
+    worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker->bgw_start_time = BgWorkerStart_ConsistentState;
+    worker->bgw_restart_time = restart_seconds;
+    strlcpy(worker->bgw_library_name, "pg_connguard", BGW_MAXLEN);
+    strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+    strlcpy(worker->bgw_name, name, BGW_MAXLEN);
+    strlcpy(worker->bgw_type, name, BGW_MAXLEN);
+}
+
 void register_worker() {
     BackgroundWorker worker;
-    memset(&worker, 0, sizeof worker);
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_ConsistentState;
-    worker.bgw_restart_time = kRestartSeconds;
-    strlcpy(worker.bgw_library_name, "pg_connguard", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "connguard_worker_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "pg_connguard worker", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "pg_connguard worker", BGW_MAXLEN);
+    define_worker(&worker, "connguard_worker_main", "pg_connguard worker", kRestartSeconds);
     RegisterBackgroundWorker(&worker);
 }
 

@@ -55,7 +55,7 @@ bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, 
 
 AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
-                                   std::size_t slot_count) noexcept {
+                                   std::size_t slot_count, std::size_t self) noexcept {
     AdmissionDecision decision;
     decision.rule_index = classify(rules, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
@@ -75,7 +75,7 @@ AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_c
         decision.cap = policy.max_connections_per_application;
     }
     for (std::size_t i = 0; i < slot_count; ++i) {
-        if (same_group(slots[i], rule_name, CapPer::kRule, session)) {
+        if (i != self && same_group(slots[i], rule_name, CapPer::kRule, session)) {
             ++decision.rule_sessions;
             if (same_group(slots[i], rule_name, decision.cap_per, session)) ++decision.in_use;
         }

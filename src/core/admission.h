@@ -52,10 +52,15 @@ struct AdmissionDecision {
     std::int32_t rule_sessions = 0;  // counted sessions of the same rule before this one (any group)
 };
 
-// `exempt_session`: superuser or exempt role, as the caller determined.
+inline constexpr std::size_t kNewSession = static_cast<std::size_t>(-1);
+
+// `exempt_session`: superuser or exempt role, as the caller determined. `self` is the
+// slot of a session already admitted that is being re-decided (it renamed itself): its
+// own place is left out of the count, so when its new group is full it is the session
+// refused, never one of those already there. kNewSession for a login.
 AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
-                                   std::size_t slot_count) noexcept;
+                                   std::size_t slot_count, std::size_t self = kNewSession) noexcept;
 
 // True when slot and session are in the same group of `rule_name` for `cap_per`.
 bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept;

@@ -64,13 +64,10 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
     core::SessionSlot* shared = &state->slots[index];
     if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
         still_there = true;
-        shared->in_use = false;  // the session's own place does not count against its new group
         decision = core::decide_admission(state->rules, state->rule_count, policy, session, false, state->slots,
-                                          state->slot_count);
+                                          state->slot_count, index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
-        if (decision.verdict == core::Verdict::kReject) {
-            shared->in_use = true;  // it keeps its old place until it has gone
-        } else {
+        if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its old place until it has gone
             core::fill_slot(shared, session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
                             decision.counted, seen.pid);
             shared->exempt_login = seen.exempt_login;

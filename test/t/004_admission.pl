@@ -152,6 +152,31 @@ ok($node->log_contains(qr/pg_connguard: would refuse login: too many connections
     'and logs the login it would have refused');
 close_all(@watched);
 
+# --- Sessions matching no rule: connguard.max_connections_per_application, per name;
+# connguard.dry_run turns refusals into log lines.
+set_rules('');
+sub set_conf {
+    my ($line, $setting, $value) = @_;
+    $node->append_conf('postgresql.conf', $line);
+    $node->reload;
+    $node->poll_query_until('postgres', "SELECT current_setting('$setting') = '$value'")
+      or die "$setting did not become $value";
+}
+set_conf('connguard.max_connections_per_application = 2', 'connguard.max_connections_per_application', '2');
+my @noisy = map { login($node, user => 'app', database => 'postgres', application_name => 'noisy') } 1 .. 3;
+is(scalar(grep { $_->{admitted} } @noisy), 2, 'the default cap admits 2 sessions of an unmatched application');
+is($noisy[2]{detail}, 'connguard.max_connections_per_application allows 2 connections per application; 2 are in use',
+    'the refusal names the setting');
+my $quiet = login($node, user => 'app', database => 'postgres', application_name => 'quiet');
+ok($quiet->{admitted}, 'another application has its own 2 places');
+set_conf('connguard.dry_run = on', 'connguard.dry_run', 'on');
+my $over = login($node, user => 'app', database => 'postgres', application_name => 'noisy');
+ok($over->{admitted}, 'with dry_run the login over the cap is admitted');
+ok($node->log_contains(qr/would refuse login: too many connections for application "noisy"/), 'and logged as would_reject');
+close_all(@noisy, $quiet, $over);
+set_conf('connguard.dry_run = off', 'connguard.dry_run', 'off');
+set_conf('connguard.max_connections_per_application = 0', 'connguard.max_connections_per_application', '0');
+
 # --- application_name from the "options" startup parameter; a startup parameter wins over it.
 set_rules(q{INSERT INTO connguard.rules (rule_name, application_name, max_connections, cap_per)
             VALUES ('opt', 'via-options', 1, 'application')});

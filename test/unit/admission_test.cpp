@@ -250,6 +250,48 @@ TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
     EXPECT_FALSE(same_group(slot, "r", CapPer::kRule, key));
 }
 
+namespace {
+std::size_t slot_of(const Server& s, int pid) {
+    for (std::size_t i = 0; i < s.slots.size(); ++i) {
+        if (s.slots[i].in_use && s.slots[i].pid == pid) return i;
+    }
+    return kNewSession;
+}
+}  // namespace
+
+TEST(Rename, IntoAFullGroupTheRenamedSessionIsRefusedNotTheOnesThere) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 1, "application")};
+    EXPECT_EQ(s.login(session("svc-x")).verdict, Verdict::kAdmit);  // pid 1000 holds svc-x
+    EXPECT_EQ(s.login(session("batch")).verdict, Verdict::kAdmit);  // pid 1001, matches no rule
+    const std::size_t renamer = slot_of(s, 1001);
+    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("svc-x"), false,
+                                                 s.slots.data(), s.slots.size(), renamer);
+    EXPECT_EQ(d.verdict, Verdict::kReject);
+    EXPECT_EQ(d.in_use, 1) << "only the session already there counts";
+}
+
+TEST(Rename, WithinItsOwnGroupItsPlaceIsNotCountedTwice) {
+    Server s;
+    s.rules = {make_rule("pool", "app-*", 2)};
+    s.login(session("app-a"));
+    s.login(session("app-b"));
+    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("app-c"), false,
+                                                 s.slots.data(), s.slots.size(), slot_of(s, 1001));
+    EXPECT_EQ(d.verdict, Verdict::kAdmit) << "renaming app-b to app-c keeps the same place in the full rule";
+    EXPECT_EQ(d.in_use, 1);
+}
+
+TEST(Rename, IntoAGroupWithRoomIsAdmitted) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 1, "application")};
+    s.login(session("svc-x"));
+    s.login(session("batch"));
+    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("svc-y"), false,
+                                                 s.slots.data(), s.slots.size(), slot_of(s, 1001));
+    EXPECT_EQ(d.verdict, Verdict::kAdmit);
+}
+
 TEST(AdmissionText, MessagesNameTheGroupKind) {
     const CompiledRule app = make_rule("etl-cap", std::nullopt, 10, "application");
     AdmissionDecision d;

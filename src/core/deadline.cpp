@@ -1,0 +1,82 @@
+#include "deadline.h"
+
+#include <algorithm>
+
+namespace connguard::core {
+namespace {
+
+std::int64_t pick(std::int64_t rule_value, std::int64_t default_value) noexcept {
+    return rule_value == kUnset ? default_value : rule_value;
+}
+
+void consider(Deadline* best, std::int64_t start, std::int64_t limit, EventReason reason) noexcept {
+    if (limit <= 0 || start <= 0) return;
+    const std::int64_t at = start > kNever - limit ? kNever : start + limit;
+    if (at < best->at) *best = Deadline{at, reason, limit};
+}
+
+}  // namespace
+
+Limits limits_for(const CompiledRule* rule, const LimitDefaults& d) noexcept {
+    if (rule == nullptr) {
+        return {d.idle_timeout_us, d.idle_in_transaction_timeout_us, d.idle_blocker_timeout_us, d.max_session_age_us};
+    }
+    return {pick(rule->idle_timeout_us, d.idle_timeout_us),
+            pick(rule->idle_in_transaction_timeout_us, d.idle_in_transaction_timeout_us),
+            pick(rule->idle_blocker_timeout_us, d.idle_blocker_timeout_us),
+            pick(rule->max_session_age_us, d.max_session_age_us)};
+}
+
+Deadline deadline_for(const SessionSnapshot& s, const Limits& limits) noexcept {
+    Deadline best;
+    switch (s.state) {
+        case SessionState::kIdle:
+            consider(&best, s.state_since, limits.idle_us, EventReason::kIdle);
+            if (limits.max_age_us > 0 && s.backend_start > 0) {
+                // Old enough and idle: due at whichever comes later, the age or the idle start.
+                const std::int64_t aged = s.backend_start + limits.max_age_us;
+                const std::int64_t at = std::max(aged, s.state_since);
+                if (at < best.at) best = Deadline{at, EventReason::kAge, limits.max_age_us};
+            }
+            break;
+        case SessionState::kIdleInTransaction:
+        case SessionState::kIdleInTransactionAborted:
+            consider(&best, s.state_since, limits.idle_in_transaction_us, EventReason::kIdleInTransaction);
+            if (s.blocking) consider(&best, s.state_since, limits.idle_blocker_us, EventReason::kIdleBlocker);
+            break;
+        case SessionState::kActive:
+        case SessionState::kOther:
+            break;
+    }
+    return best;
+}
+
+bool still_due(const SessionSnapshot& planned, const SessionSnapshot& seen, const Limits& limits,
+               std::int64_t now) noexcept {
+    if (planned.pid != seen.pid || planned.state != seen.state || planned.state_since != seen.state_since) {
+        return false;
+    }
+    return deadline_for(seen, limits).at <= now;
+}
+
+std::int64_t scan_period_us(const CompiledRule* rules, std::size_t rule_count, const LimitDefaults& d,
+                            std::int64_t min_us, std::int64_t max_us) noexcept {
+    std::int64_t smallest = max_us;
+    auto take = [&](std::int64_t value) {
+        if (value > 0) smallest = std::min(smallest, value);
+    };
+    take(d.idle_timeout_us);
+    take(d.idle_in_transaction_timeout_us);
+    take(d.idle_blocker_timeout_us);
+    take(d.max_session_age_us);
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        if (!rules[i].enabled || rules[i].mode == Mode::kExempt) continue;
+        take(rules[i].idle_timeout_us);
+        take(rules[i].idle_in_transaction_timeout_us);
+        take(rules[i].idle_blocker_timeout_us);
+        take(rules[i].max_session_age_us);
+    }
+    return std::clamp(smallest, min_us, max_us);
+}
+
+}  // namespace connguard::core

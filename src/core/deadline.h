@@ -1,0 +1,68 @@
+// When must a session end, and why. The worker computes a deadline for every client
+// session from its state and the limits that apply to it, sleeps until the earliest,
+// and re-checks right before acting that nothing changed in between.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstddef>
+#include <cstdint>
+
+#include "activity_log.h"
+#include "rule.h"
+
+namespace connguard::core {
+
+enum class SessionState : std::uint8_t { kActive, kIdle, kIdleInTransaction, kIdleInTransactionAborted, kOther };
+
+// Times are PostgreSQL timestamps (microseconds); 0 means unknown.
+struct SessionSnapshot {
+    std::int32_t pid = 0;
+    SessionState state = SessionState::kOther;
+    std::int64_t state_since = 0;
+    std::int64_t backend_start = 0;
+    bool blocking = false;  // holds a lock another session waits for
+};
+
+// The global defaults (connguard.* settings), in microseconds; 0 = off.
+struct LimitDefaults {
+    std::int64_t idle_timeout_us = 0;
+    std::int64_t idle_in_transaction_timeout_us = 0;
+    std::int64_t idle_blocker_timeout_us = 0;
+    std::int64_t max_session_age_us = 0;
+};
+
+// The limits in force for one session: its rule's values, or the defaults where the rule
+// says NULL (or where no rule matched). 0 = never.
+struct Limits {
+    std::int64_t idle_us = 0;
+    std::int64_t idle_in_transaction_us = 0;
+    std::int64_t idle_blocker_us = 0;
+    std::int64_t max_age_us = 0;
+};
+
+Limits limits_for(const CompiledRule* rule, const LimitDefaults& defaults) noexcept;
+
+inline constexpr std::int64_t kNever = INT64_MAX;
+
+struct Deadline {
+    std::int64_t at = kNever;  // when the session must end
+    EventReason reason = EventReason::kNone;
+    std::int64_t limit_us = 0;  // the limit that sets `at`
+};
+
+// The deadline of a session in its current state. Active sessions have none;
+// max_session_age applies only while plainly idle (then it ends the session as soon as it
+// is both idle and old enough); the blocker limit only while it is blocking.
+Deadline deadline_for(const SessionSnapshot& session, const Limits& limits) noexcept;
+
+// Right before ending a session: true only if it is the same session, still in the same
+// state since the same moment, and its deadline (recomputed now) has passed.
+bool still_due(const SessionSnapshot& planned, const SessionSnapshot& now_seen, const Limits& limits,
+               std::int64_t now) noexcept;
+
+// How often the worker must look for sessions that changed state, so that it discovers
+// each one before its deadline: the smallest limit in force, within [min_us, max_us].
+std::int64_t scan_period_us(const CompiledRule* rules, std::size_t rule_count, const LimitDefaults& defaults,
+                            std::int64_t min_us, std::int64_t max_us) noexcept;
+
+}  // namespace connguard::core

@@ -18,6 +18,8 @@ struct RuleCounters {
     std::uint64_t admitted;
     std::uint64_t rejected;
     std::uint64_t would_reject;
+    std::uint64_t terminated[6];  // by EventReason (kCap, kIdle, ... ; kNone unused)
+    std::uint64_t would_terminate;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };
 static_assert(std::is_trivially_copyable_v<RuleCounters>);

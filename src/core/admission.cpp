@@ -99,6 +99,12 @@ void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_na
     slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
 }
 
+void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept {
+    copy_clipped(slot->application, sizeof slot->application, application);
+    copy_clipped(slot->rule_name, sizeof slot->rule_name, rule_name);
+    slot->counted = counted;
+}
+
 std::string rejection_message(const AdmissionDecision& decision, const CompiledRule* rule, const SessionKey& session) {
     switch (decision.cap_per) {
         case CapPer::kDatabase:

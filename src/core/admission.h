@@ -20,7 +20,8 @@ namespace connguard::core {
 struct SessionSlot {
     bool in_use;
     bool counted;       // counts toward its group's cap (exempt sessions do not)
-    bool exempt_login;  // superuser or exempt role: never limited, whatever it renames to
+    bool exempt_login;  // superuser or exempt role at login: never refused, whatever it renames to
+    bool superuser;     // the login role is a superuser (exempt while connguard.exempt_superusers is on)
     std::int32_t pid;
     std::uint32_t role_id;  // the login role's OID, for "+group" rules when reclassified
     char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
@@ -68,6 +69,10 @@ bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, 
 // Fills a slot for an admitted session (names longer than a slot holds are clipped).
 void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_name, bool counted,
                std::int32_t pid) noexcept;
+
+// Moves an admitted session to another group (after a rename or a rule change): only its
+// application name, rule and whether it counts change.
+void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept;
 
 // Name under which sessions matching no rule are counted and reported.
 inline constexpr const char* kDefaultRuleName = "(default)";

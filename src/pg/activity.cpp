@@ -26,6 +26,18 @@ void count_login_locked(SharedState* state, const char* rule_name, const core::A
     if (decision.verdict != core::Verdict::kReject) counters->peak = Max(counters->peak, decision.rule_sessions + 1);
 }
 
+void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would) {
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    if (core::RuleCounters* c = core::find_or_add_counters(state->counters, state->counter_capacity, rule_name)) {
+        if (would) {
+            ++c->would_terminate;
+        } else {
+            ++c->terminated[static_cast<int>(reason)];
+        }
+    }
+    LWLockRelease(state->lock);
+}
+
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
                   const core::SessionKey& session, const char* rule_name, const char* detail) {
     core::Event event;

@@ -9,6 +9,9 @@ namespace connguard::pg {
 // Counts a login decision for rule_name (admitted, rejected, would_reject, peak).
 void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision);
 
+// Counts a session ended (or, with `would`, one that would have been) for rule_name.
+void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would);
+
 // Takes the lock itself.
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
                   const core::SessionKey& session, const char* rule_name, const char* detail);

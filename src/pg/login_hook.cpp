@@ -24,7 +24,6 @@ extern "C" {
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/varlena.h"
 }
 
 namespace connguard::pg {
@@ -32,21 +31,6 @@ namespace {
 
 ClientAuthentication_hook_type previous_hook = nullptr;
 bool release_registered = false;
-
-bool in_exempt_roles(const char* user) {
-    char* list = pstrdup(setting_exempt_roles);
-    List* names = nullptr;
-    bool found = false;
-    if (SplitIdentifierString(list, ',', &names)) {
-        ListCell* cell;
-        foreach (cell, names) {
-            if (strcmp(static_cast<const char*>(lfirst(cell)), user) == 0) found = true;
-        }
-    }
-    list_free(names);
-    pfree(list);
-    return found;
-}
 
 // The client's address, or false for a Unix-socket (or unknown) connection.
 bool client_address(const Port* port, core::IpAddress* out) {
@@ -87,8 +71,8 @@ void admit_or_refuse(Port* port) {
     if (index < 0 || index >= state->slot_count) return;
 
     const Oid role = get_role_oid(port->user_name, true);
-    const bool exempt = (setting_exempt_superusers && OidIsValid(role) && superuser_arg(role)) ||
-                        in_exempt_roles(port->user_name);
+    const bool superuser = OidIsValid(role) && superuser_arg(role);
+    const bool exempt = (setting_exempt_superusers && superuser) || role_is_exempt(port->user_name);
     char application[core::kMaxNameBytes + 1];
     login_application_name(port, application, sizeof application);
     core::IpAddress address;
@@ -131,6 +115,7 @@ void admit_or_refuse(Port* port) {
         core::fill_slot(&state->slots[index], session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
                         decision.counted, MyProcPid);
         state->slots[index].exempt_login = exempt;
+        state->slots[index].superuser = superuser;
         state->slots[index].role_id = role;
     }
     count_login_locked(state, rule_name, decision);

@@ -68,10 +68,8 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
                                           state->slot_count, index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
         if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its old place until it has gone
-            core::fill_slot(shared, session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
-                            decision.counted, seen.pid);
-            shared->exempt_login = seen.exempt_login;
-            shared->role_id = seen.role_id;
+            core::regroup_slot(shared, new_application, decision.rule_index != core::kNoRule ? rule.rule_name : "",
+                               decision.counted);
         }
     }
     LWLockRelease(state->lock);
@@ -101,6 +99,48 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
 }
 
 }  // namespace
+
+void reclassify_sessions(SharedState* state) {
+    static core::SessionSlot* slots = nullptr;
+    if (slots == nullptr) {
+        slots = static_cast<core::SessionSlot*>(
+            MemoryContextAlloc(TopMemoryContext, sizeof(core::SessionSlot) * state->slot_count));
+    }
+    LWLockAcquire(state->lock, LW_SHARED);
+    memcpy(static_cast<void*>(slots), state->slots, sizeof(core::SessionSlot) * state->slot_count);
+    LWLockRelease(state->lock);
+
+    Memberships memberships;
+    allocate_memberships(state, &memberships);
+    const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
+    StartTransactionCommand();  // for the role lookups of "+group" rules
+    for (int index = 0; index < state->slot_count; ++index) {
+        const core::SessionSlot& seen = slots[index];
+        if (!seen.in_use) continue;
+        compute_memberships(state, seen.role_id, &memberships);
+        core::SessionKey session;
+        session.database = seen.database;
+        session.role = seen.role;
+        session.application = seen.application;
+        session.client_addr = seen.has_client_addr ? &seen.client_addr : nullptr;
+        session.is_member_of = is_member_of_group;
+        session.context = &memberships;
+
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        core::SessionSlot* shared = &state->slots[index];
+        if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
+            const core::AdmissionDecision decision =
+                core::decide_admission(state->rules, state->rule_count, policy, session, seen.exempt_login,
+                                       state->slots, state->slot_count, index);
+            const char* rule_name =
+                decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
+            core::regroup_slot(shared, seen.application, rule_name, decision.counted);
+        }
+        LWLockRelease(state->lock);
+    }
+    CommitTransactionCommand();
+    free_memberships(&memberships);
+}
 
 bool watch_renamed_sessions(SharedState* state) {
     if (!any_cap_configured(state)) return false;

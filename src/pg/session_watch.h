@@ -10,4 +10,9 @@ namespace connguard::pg {
 // cap is configured, so nothing needs watching until the rules or settings change.
 bool watch_renamed_sessions(SharedState* state);
 
+// After a new rule set is loaded: puts every admitted session under the rule that now
+// matches it (for its limits and counts). Nobody is refused for this; a group that is
+// now over its cap only refuses new logins.
+void reclassify_sessions(SharedState* state);
+
 }  // namespace connguard::pg

@@ -110,4 +110,19 @@ void define_settings() {
     MarkGUCPrefixReserved("connguard");
 }
 
+bool role_is_exempt(const char* role) {
+    char* list = pstrdup(setting_exempt_roles);
+    List* names = nullptr;
+    bool found = false;
+    if (SplitIdentifierString(list, ',', &names)) {
+        ListCell* cell;
+        foreach (cell, names) {
+            if (strcmp(static_cast<const char*>(lfirst(cell)), role) == 0) found = true;
+        }
+    }
+    list_free(names);
+    pfree(list);
+    return found;
+}
+
 }  // namespace connguard::pg

@@ -23,4 +23,7 @@ extern int setting_max_rules;
 
 void define_settings();
 
+// Whether `role` is listed in connguard.exempt_roles (as it is set now).
+bool role_is_exempt(const char* role);
+
 }  // namespace connguard::pg

@@ -5,6 +5,7 @@
 // publishes the rules and exits. A failed load leaves the last good rules in force.
 #include "pg/worker.h"
 
+#include "pg/idle_enforcer.h"
 #include "pg/rule_loader.h"
 #include "pg/session_watch.h"
 #include "pg/settings.h"
@@ -95,6 +96,7 @@ extern "C" void connguard_worker_main(Datum) {
     announce_worker(state);
     ereport(LOG, (errmsg("pg_connguard worker started; rules come from database \"%s\"", setting_database)));
 
+    std::uint64_t classified_version = 0;
     BackgroundWorkerHandle* loader = nullptr;
     std::uint64_t loader_generation = 0;
     std::uint64_t served = 0;
@@ -124,7 +126,19 @@ extern "C" void connguard_worker_main(Datum) {
             if (loader == nullptr) served = loader_generation;  // start_rule_loader recorded why
         }
 
-        const long wait_ms = watch_renamed_sessions(state) ? kRenameWatchMs : kIdleWakeMs;
+        LWLockAcquire(state->lock, LW_SHARED);
+        const std::uint64_t version = state->rule_set_version;
+        LWLockRelease(state->lock);
+        if (version != classified_version) {
+            reclassify_sessions(state);
+            classified_version = version;
+        }
+
+        long wait_ms = watch_renamed_sessions(state) ? kRenameWatchMs : kIdleWakeMs;
+        const TimestampTz next_deadline = enforce_idle_limits(state);
+        const TimestampTz now = GetCurrentTimestamp();
+        // Sleep until the next deadline (rounded up to a whole millisecond), or less.
+        wait_ms = Min(wait_ms, next_deadline <= now ? 0L : static_cast<long>((next_deadline - now + 999) / 1000));
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }

@@ -69,3 +69,74 @@ REVOKE ALL ON connguard.active_rules FROM PUBLIC;
 GRANT USAGE ON SCHEMA connguard TO pg_monitor;
 GRANT SELECT ON connguard.active_rules TO pg_monitor;
 GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
+
+-- The DBA's manual clean-up: ends (or, by default, only lists) client sessions by
+-- application, role, state and time in that state. Superusers (while
+-- connguard.exempt_superusers is on), roles in connguard.exempt_roles and this session
+-- itself are never ended.
+CREATE TYPE connguard.closed_session AS (
+    pid              integer,
+    datname          name,
+    usename          name,
+    application_name text,
+    client_addr      inet,
+    state            text,
+    state_duration   interval,
+    action           text          -- 'terminated', 'would_terminate' or 'already_gone'
+);
+
+CREATE FUNCTION connguard.close_sessions(
+    application_name text DEFAULT NULL,
+    usename text DEFAULT NULL,
+    state text DEFAULT 'idle',
+    older_than interval DEFAULT '0',
+    dry_run boolean DEFAULT true)
+RETURNS SETOF connguard.closed_session
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    victim connguard.closed_session;
+    exempt_roles text[] := pg_catalog.string_to_array(
+        pg_catalog.replace(COALESCE(pg_catalog.current_setting('connguard.exempt_roles', true), ''), ' ', ''), ',');
+    exempt_superusers boolean := COALESCE(
+        pg_catalog.current_setting('connguard.exempt_superusers', true), 'on')::boolean;
+BEGIN
+    IF close_sessions.state IS NOT NULL AND close_sessions.state NOT IN
+        ('idle', 'idle in transaction', 'idle in transaction (aborted)', 'active') THEN
+        RAISE EXCEPTION 'invalid state "%"', close_sessions.state
+            USING HINT = 'Use idle, idle in transaction, idle in transaction (aborted), active, or NULL for any.';
+    END IF;
+    IF close_sessions.older_than IS NULL OR close_sessions.older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be an interval of 0 or more';
+    END IF;
+    FOR victim IN
+        SELECT a.pid, a.datname, a.usename, a.application_name, a.client_addr, a.state,
+               pg_catalog.clock_timestamp() - a.state_change, NULL::text
+        FROM pg_catalog.pg_stat_activity a
+        JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
+        WHERE a.backend_type = 'client backend'
+          AND a.pid <> pg_catalog.pg_backend_pid()
+          AND (close_sessions.application_name IS NULL OR a.application_name = close_sessions.application_name)
+          AND (close_sessions.usename IS NULL OR a.usename = close_sessions.usename)
+          AND (close_sessions.state IS NULL OR a.state = close_sessions.state)
+          AND pg_catalog.clock_timestamp() - a.state_change >= close_sessions.older_than
+          AND NOT (r.rolsuper AND exempt_superusers)
+          AND NOT (r.rolname = ANY (exempt_roles))
+        ORDER BY a.state_change
+    LOOP
+        IF close_sessions.dry_run THEN
+            victim.action := 'would_terminate';
+        ELSIF pg_catalog.pg_terminate_backend(victim.pid) THEN
+            victim.action := 'terminated';
+            RAISE LOG 'pg_connguard: close_sessions ended session % (%, %, %, % for %)', victim.pid,
+                victim.datname, victim.usename, victim.application_name, victim.state, victim.state_duration;
+        ELSE
+            victim.action := 'already_gone';
+        END IF;
+        RETURN NEXT victim;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) IS
+    'Ends client sessions by application, role, state and time in state; dry run by default';
+REVOKE ALL ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) FROM PUBLIC;

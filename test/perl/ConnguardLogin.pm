@@ -8,9 +8,11 @@ use strict;
 use warnings;
 use IO::Socket::UNIX;
 use IO::Socket::INET;
+use IO::Select;
+use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login simple_query);
+our @EXPORT = qw(start_login finish_login login simple_query send_query wait_result wait_closed);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -70,17 +72,22 @@ sub finish_login {
     }
 }
 
-# Runs one simple query on an admitted session; returns undef on success, or the
-# error's "SQLSTATE: message" (also when the server ended the session).
-sub simple_query {
+# Sends a simple query without waiting for its result.
+sub send_query {
     my ($session, $sql) = @_;
     my $socket = $session->{socket};
     my $body = "$sql\0";
     print $socket 'Q' . pack('N', length($body) + 4) . $body;
     $socket->flush;
+}
+
+# Waits for the result of the query sent last; returns undef on success, or the error's
+# "SQLSTATE: message" (also when the server ended the session meanwhile).
+sub wait_result {
+    my ($session) = @_;
     my $error;
     while (1) {
-        my ($type, $reply) = read_message($socket);
+        my ($type, $reply) = read_message($session->{socket});
         return $error // 'connection closed' unless defined $type;
         if ($type eq 'E') {
             my %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $reply;
@@ -88,6 +95,37 @@ sub simple_query {
         }
         return $error if $type eq 'Z';
     }
+}
+
+sub simple_query {
+    my ($session, $sql) = @_;
+    send_query($session, $sql);
+    return wait_result($session);
+}
+
+# Waits (up to $timeout seconds) for the server to end idle sessions. Returns a hash
+# pid => { at => time the end was seen, sqlstate => the FATAL's SQLSTATE }.
+sub wait_closed {
+    my ($sessions, $timeout) = @_;
+    my %by_socket = map { ($_->{socket} => $_) } @$sessions;
+    my $select = IO::Select->new(map { $_->{socket} } @$sessions);
+    my %closed;
+    my $give_up = time() + $timeout;
+    while ($select->count && time() < $give_up) {
+        for my $socket ($select->can_read($give_up - time())) {
+            my $session = $by_socket{$socket};
+            my ($type, $body) = read_message($socket);
+            next if defined $type && $type ne 'E';
+            my $sqlstate = '';
+            if (defined $type) {
+                my %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $body;
+                $sqlstate = $fields{C};
+            }
+            $closed{ $session->{pid} } = { at => time(), sqlstate => $sqlstate };
+            $select->remove($socket);
+        }
+    }
+    return \%closed;
 }
 
 sub login {

@@ -44,6 +44,8 @@ VALUES ('etl-cap', 10, 'etl-*', 2, 'application', 'each ETL job gets 2 connectio
 show "INSERT INTO connguard.rules (rule_name, role_name, idle_in_transaction_timeout, mode)
 VALUES ('ops-exempt', '+ops', NULL, 'exempt'),
        ('leaky-app', NULL, '30 seconds', 'enforce')"
+show "UPDATE connguard.rules SET application_name = 'leaky-*', idle_in_transaction_timeout = '2 seconds'
+WHERE rule_name = 'leaky-app'"
 echo
 echo "-- A bad rule is refused with a clear error, and nothing is lost:"
 show "INSERT INTO connguard.rules (rule_name, client_addr, cap_per) VALUES ('typo', '10.0.0.0/8', 'per-app')" || true
@@ -72,14 +74,23 @@ as_server_user env PGAPPNAME=etl-weekly "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DE
 wait
 
 echo
+echo "-- Idle enforcement: 'leaky-app' ends a leaky-* session left idle in a transaction for 2 s."
+echo "-- A leaky-worker session opens a transaction, inserts a row, and forgets about it for 4 s:"
+psql_demo -qc "CREATE TABLE demo_orders (id int); GRANT ALL ON demo_orders TO demo_app"
+{ printf "BEGIN;\nINSERT INTO demo_orders VALUES (1);\n"; sleep 4; printf "SELECT 'still here';\n"; } |
+    as_server_user env PGAPPNAME=leaky-worker "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DEMO_PORT" -U demo_app \
+        -d postgres 2>&1 | sed 's/^/  /' || true
+echo "-- Its open transaction was rolled back:"
+show "SELECT count(*) AS orders FROM demo_orders"
+
+echo
 echo "-- The worker's own log lines:"
-grep -E "pg_connguard|too many connections|DETAIL:  rule" "$DEMO_DIR/server.log" | sed 's/^/  /'
+grep -E "pg_connguard|too many connections|DETAIL:  rule|terminating connection" "$DEMO_DIR/server.log" | sed 's/^/  /'
 
 cat <<TXT
 
 The demo cluster keeps running.
   connect:  $( [ "$(id -u)" -eq 0 ] && echo "runuser -u postgres -- " )$PG_BIN/psql -h $DEMO_DIR -p $DEMO_PORT -U postgres
   stop:     $( [ "$(id -u)" -eq 0 ] && echo "runuser -u postgres -- " )$PG_BIN/pg_ctl -D $DEMO_DIR/data stop
-Ending idle sessions (the 'leaky-app' rule) arrives with the idle-enforcement work; the
-rule is loaded and shown in active_rules already, but nothing ends sessions yet.
+Try it: connguard.close_sessions() lists idle sessions (add dry_run => false to end them).
 TXT

@@ -99,6 +99,15 @@ void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_na
     slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
 }
 
+SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcept {
+    SessionKey key;
+    key.database = slot.database;
+    key.role = slot.role;
+    key.application = application;
+    key.client_addr = slot.has_client_addr ? &slot.client_addr : nullptr;
+    return key;
+}
+
 void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept {
     copy_clipped(slot->application, sizeof slot->application, application);
     copy_clipped(slot->rule_name, sizeof slot->rule_name, rule_name);

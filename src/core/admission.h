@@ -70,6 +70,10 @@ bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, 
 void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_name, bool counted,
                std::int32_t pid) noexcept;
 
+// The classification key of an admitted session, under `application` (its current name).
+// Group membership callbacks are left for the caller to set.
+SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcept;
+
 // Moves an admitted session to another group (after a rename or a rule change): only its
 // application name, rule and whether it counts change.
 void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept;

@@ -202,11 +202,7 @@ void act_on_due(SharedState* state) {
         snprintf(detail, sizeof detail, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", state_words(seen.state),
                  seconds, core::event_reason_name(c.deadline.reason), limit, rule_name);
 
-        core::SessionKey key;
-        key.database = slot.database;
-        key.role = slot.role;
-        key.application = c.application;
-        key.client_addr = slot.has_client_addr ? &slot.client_addr : nullptr;
+        const core::SessionKey key = core::key_of(slot, c.application);
         remember_handled(c.snapshot, state->slot_count);
         if (!would && BackendPidGetProc(c.snapshot.pid) == nullptr) continue;
         record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated,

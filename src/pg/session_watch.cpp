@@ -47,12 +47,7 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
     compute_memberships(state, seen.role_id, &memberships);
     CommitTransactionCommand();
 
-    core::SessionSlot slot = seen;
-    core::SessionKey session;
-    session.database = slot.database;
-    session.role = slot.role;
-    session.application = new_application;
-    session.client_addr = slot.has_client_addr ? &slot.client_addr : nullptr;
+    core::SessionKey session = core::key_of(seen, new_application);
     session.is_member_of = is_member_of_group;
     session.context = &memberships;
 
@@ -84,14 +79,16 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
         copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
     });
     const char* rule_name = matched != nullptr ? rule.rule_name : core::kDefaultRuleName;
-    if (decision.verdict == core::Verdict::kWouldReject) {
+    const bool would = decision.verdict == core::Verdict::kWouldReject;
+    if (!would && BackendPidGetProc(seen.pid) == nullptr) return;  // it has gone by itself
+    count_termination(state, rule_name, core::EventReason::kCap, would);
+    if (would) {
         record_event(state, core::EventKind::kWouldTerminate, core::EventReason::kCap, seen.pid, session, rule_name,
                      detail);
         ereport(LOG, (errmsg("pg_connguard: would end session %d, renamed into a full group: %s", seen.pid, message),
                       errdetail("%s", detail)));
         return;
     }
-    if (BackendPidGetProc(seen.pid) == nullptr) return;  // it has gone by itself
     record_event(state, core::EventKind::kTerminated, core::EventReason::kCap, seen.pid, session, rule_name, detail);
     ereport(LOG, (errmsg("pg_connguard: ending session %d, renamed into a full group: %s", seen.pid, message),
                   errdetail("%s", detail)));
@@ -118,11 +115,7 @@ void reclassify_sessions(SharedState* state) {
         const core::SessionSlot& seen = slots[index];
         if (!seen.in_use) continue;
         compute_memberships(state, seen.role_id, &memberships);
-        core::SessionKey session;
-        session.database = seen.database;
-        session.role = seen.role;
-        session.application = seen.application;
-        session.client_addr = seen.has_client_addr ? &seen.client_addr : nullptr;
+        core::SessionKey session = core::key_of(seen, seen.application);
         session.is_member_of = is_member_of_group;
         session.context = &memberships;
 

@@ -40,13 +40,7 @@ const char* event_reason_name(EventReason reason) noexcept {
     return nullptr;
 }
 
-void push_event(Event* ring, std::size_t capacity, std::uint64_t* written, const Event& event) noexcept {
-    if (capacity == 0) return;
-    ring[*written % capacity] = event;
-    ++*written;
-}
-
-std::uint64_t events_dropped(std::size_t capacity, std::uint64_t written) noexcept {
+std::uint64_t ring_dropped(std::size_t capacity, std::uint64_t written) noexcept {
     return written > capacity ? written - capacity : 0;
 }
 

@@ -49,10 +49,44 @@ struct Event {
 };
 static_assert(std::is_trivially_copyable_v<Event>);
 
-// A ring of `capacity` events; `written` counts every event ever pushed.
-void push_event(Event* ring, std::size_t capacity, std::uint64_t* written, const Event& event) noexcept;
+// One sample of connguard.history: the pool at `time`, and what happened since the
+// previous sample.
+struct HistorySample {
+    std::int64_t time;
+    std::int32_t client_sessions;
+    std::int32_t active;
+    std::int32_t idle;
+    std::int32_t idle_in_transaction;  // aborted ones included
+    std::int32_t waiting_on_lock;
+    double utilization_pct;
+    std::uint64_t connects;
+    std::uint64_t disconnects;
+    std::uint64_t rejected;
+    std::uint64_t terminated;
+};
+static_assert(std::is_trivially_copyable_v<HistorySample>);
 
-// How many pushed events were overwritten.
-std::uint64_t events_dropped(std::size_t capacity, std::uint64_t written) noexcept;
+// Fixed rings (events, history): `written` counts every item ever pushed; once the ring
+// is full the newest overwrites the oldest.
+template <typename T>
+void ring_push(T* ring, std::size_t capacity, std::uint64_t* written, const T& item) noexcept {
+    if (capacity == 0) return;
+    ring[*written % capacity] = item;
+    ++*written;
+}
+
+// How many items the ring holds now.
+inline std::size_t ring_size(std::size_t capacity, std::uint64_t written) noexcept {
+    return written < capacity ? static_cast<std::size_t>(written) : capacity;
+}
+
+// The i-th newest item (0 = newest); i < ring_size().
+template <typename T>
+const T& ring_newest(const T* ring, std::size_t capacity, std::uint64_t written, std::size_t i) noexcept {
+    return ring[(written - 1 - i) % capacity];
+}
+
+// How many pushed items were overwritten.
+std::uint64_t ring_dropped(std::size_t capacity, std::uint64_t written) noexcept;
 
 }  // namespace connguard::core

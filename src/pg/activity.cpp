@@ -12,6 +12,11 @@ void copy_clipped(char* target, std::size_t size, std::string_view value) {
 }  // namespace
 
 void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision) {
+    if (decision.verdict == core::Verdict::kReject) {
+        ++state->total_rejected;
+    } else {
+        ++state->total_connects;
+    }
     if (!decision.counted) return;
     core::RuleCounters* counters = core::find_or_add_counters(state->counters, state->counter_capacity, rule_name);
     if (counters == nullptr) return;
@@ -35,6 +40,7 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
             ++c->terminated[static_cast<int>(reason)];
         }
     }
+    if (!would) ++state->total_terminated;
     LWLockRelease(state->lock);
 }
 
@@ -54,7 +60,7 @@ void record_event(SharedState* state, core::EventKind kind, core::EventReason re
     strlcpy(event.rule_name, rule_name, sizeof event.rule_name);
     strlcpy(event.detail, detail, sizeof event.detail);
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    core::push_event(state->events, state->event_capacity, &state->events_written, event);
+    core::ring_push(state->events, state->event_capacity, &state->events_written, event);
     LWLockRelease(state->lock);
 }
 

@@ -35,3 +35,11 @@
 #else
 #define CONNGUARD_STILL_STARTING(status) ((status)->st_state == STATE_UNDEFINED)
 #endif
+
+// Connection slots a client without special privileges cannot use: superuser_reserved_connections,
+// and reserved_connections from 16 on.
+#if PG_VERSION_NUM >= 160000
+#define CONNGUARD_RESERVED_SLOTS() (SuperuserReservedConnections + ReservedConnections)
+#else
+#define CONNGUARD_RESERVED_SLOTS() (ReservedBackends)
+#endif

@@ -11,18 +11,16 @@
 
 #include "core/deadline.h"
 #include "pg/activity.h"
+#include "pg/client_sessions.h"
 #include "pg/settings.h"
 
 extern "C" {
 #include <signal.h>
 
-#include "catalog/pg_type_d.h"
 #include "pgstat.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
-#include "utils/array.h"
 #include "utils/backend_status.h"
-#include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
 }
 
@@ -136,24 +134,6 @@ void remember_handled(const core::SessionSnapshot& s, int capacity) {
     work.handled[work.handled_count++] = Handled{s.pid, s.state_since};
 }
 
-// Pids of client sessions that hold a lock another session waits for.
-void collect_blockers(std::int32_t* blockers, int* count, int capacity) {
-    *count = 0;
-    const int backends = pgstat_fetch_stat_numbackends();
-    for (int i = 1; i <= backends; ++i) {
-        const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
-        if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND) continue;
-        const PGPROC* proc = BackendPidGetProc(entry->backendStatus.st_procpid);
-        if (proc == nullptr || (proc->wait_event_info & 0xFF000000U) != PG_WAIT_LOCK) continue;
-        ArrayType* pids =
-            DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(entry->backendStatus.st_procpid)));
-        Datum* values;
-        int n;
-        deconstruct_array(pids, INT4OID, sizeof(int32), true, TYPALIGN_INT, &values, nullptr, &n);
-        for (int k = 0; k < n && *count < capacity; ++k) blockers[(*count)++] = DatumGetInt32(values[k]);
-    }
-}
-
 bool is_blocker(const std::int32_t* blockers, int count, int pid) {
     return std::find(blockers, blockers + count, pid) != blockers + count;
 }
@@ -259,7 +239,7 @@ TimestampTz enforce_idle_limits(SharedState* state) {
                                     c.snapshot.state == core::SessionState::kIdleInTransactionAborted;
         if (in_transaction && c.limits.idle_blocker_us > 0) {
             if (!blockers_known) {
-                collect_blockers(blockers, &blocker_count, state->slot_count);
+                blocker_count = collect_blockers(blockers, state->slot_count);
                 blockers_known = true;
             }
             c.snapshot.blocking = is_blocker(blockers, blocker_count, c.snapshot.pid);

@@ -61,7 +61,10 @@ void release_place(int, Datum) {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    state->slots[index].in_use = false;
+    if (state->slots[index].in_use && state->slots[index].pid == MyProcPid) {
+        state->slots[index].in_use = false;
+        ++state->total_disconnects;
+    }
     LWLockRelease(state->lock);
 }
 

@@ -19,7 +19,7 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // Header, then the arrays, each MAXALIGNed. Sizes come from restart-only settings and
 // MaxBackends, so they are fixed for the life of the server.
 struct Layout {
-    Size rules, slots, counters, events, total;
+    Size rules, slots, counters, events, history, total;
 };
 
 Layout shared_layout() {
@@ -33,6 +33,8 @@ Layout shared_layout() {
     offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
     layout.events = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_event_log_size, sizeof(core::Event))));
+    layout.history = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_history_size, sizeof(core::HistorySample))));
     layout.total = offset;
     return layout;
 }
@@ -63,6 +65,9 @@ void attach_shared_memory() {
         state->counters = reinterpret_cast<core::RuleCounters*>(base + layout.counters);
         state->event_capacity = setting_event_log_size;
         state->events = reinterpret_cast<core::Event*>(base + layout.events);
+        state->history_capacity = setting_history_size;
+        state->history = reinterpret_cast<core::HistorySample*>(base + layout.history);
+        state->stats_reset_at = GetCurrentTimestamp();
     }
     LWLockRelease(AddinShmemInitLock);
     attached = state;

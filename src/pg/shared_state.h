@@ -58,6 +58,20 @@ struct SharedState {
     std::int32_t event_capacity;  // connguard.event_log_size
     std::uint64_t events_written;
     core::Event* events;  // [event_capacity], a ring
+
+    // Since server start, never reset: the worker turns them into per-interval history.
+    std::uint64_t total_connects;     // logins admitted
+    std::uint64_t total_disconnects;  // admitted sessions that ended
+    std::uint64_t total_rejected;
+    std::uint64_t total_terminated;
+
+    TimestampTz worker_last_run;
+    TimestampTz stats_reset_at;
+
+    std::int32_t history_capacity;  // connguard.history_size
+    std::uint64_t history_written;
+    core::HistorySample* history;  // [history_capacity], a ring
+    core::HistorySample last_totals;  // the totals at the newest sample (its connects... fields)
 };
 
 // Registers the shared memory hooks; call from _PG_init during preload.

@@ -5,6 +5,7 @@
 // publishes the rules and exits. A failed load leaves the last good rules in force.
 #include "pg/worker.h"
 
+#include "pg/history.h"
 #include "pg/idle_enforcer.h"
 #include "pg/rule_loader.h"
 #include "pg/session_watch.h"
@@ -135,8 +136,11 @@ extern "C" void connguard_worker_main(Datum) {
         }
 
         long wait_ms = watch_renamed_sessions(state) ? kRenameWatchMs : kIdleWakeMs;
-        const TimestampTz next_deadline = enforce_idle_limits(state);
+        const TimestampTz next_deadline = Min(enforce_idle_limits(state), sample_history_if_due(state));
         const TimestampTz now = GetCurrentTimestamp();
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        state->worker_last_run = now;
+        LWLockRelease(state->lock);
         // Sleep until the next deadline (rounded up to a whole millisecond), or less.
         wait_ms = Min(wait_ms, next_deadline <= now ? 0L : static_cast<long>((next_deadline - now + 999) / 1000));
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);

@@ -31,16 +31,33 @@ TEST(EventRing, KeepsTheNewestAndCountsWhatWasDropped) {
     for (int i = 0; i < 5; ++i) {
         Event e{};
         e.pid = 100 + i;
-        push_event(ring.data(), ring.size(), &written, e);
+        ring_push(ring.data(), ring.size(), &written, e);
     }
     EXPECT_EQ(written, 5u);
-    EXPECT_EQ(events_dropped(ring.size(), written), 2u);
-    std::vector<int> pids;
-    for (const Event& e : ring) pids.push_back(e.pid);
-    EXPECT_EQ(pids, (std::vector<int>{103, 104, 102}));
+    EXPECT_EQ(ring_dropped(ring.size(), written), 2u);
+    EXPECT_EQ(ring_size(ring.size(), written), 3u);
+    std::vector<int> newest_first;
+    for (std::size_t i = 0; i < ring_size(ring.size(), written); ++i) {
+        newest_first.push_back(ring_newest(ring.data(), ring.size(), written, i).pid);
+    }
+    EXPECT_EQ(newest_first, (std::vector<int>{104, 103, 102}));
 }
 
-TEST(EventRing, NothingDroppedBeforeItWraps) { EXPECT_EQ(events_dropped(10, 7), 0u); }
+TEST(EventRing, BeforeItWraps) {
+    std::vector<HistorySample> ring(10);
+    std::uint64_t written = 0;
+    for (int i = 0; i < 7; ++i) {
+        HistorySample h{};
+        h.time = i;
+        ring_push(ring.data(), ring.size(), &written, h);
+    }
+    EXPECT_EQ(ring_dropped(ring.size(), written), 0u);
+    EXPECT_EQ(ring_size(ring.size(), written), 7u);
+    EXPECT_EQ(ring_newest(ring.data(), ring.size(), written, 0).time, 6);
+    EXPECT_EQ(ring_newest(ring.data(), ring.size(), written, 6).time, 0);
+}
+
+TEST(EventRing, EmptyRingHoldsNothing) { EXPECT_EQ(ring_size(5, 0), 0u); }
 
 TEST(EventNames, MatchTheContract) {
     EXPECT_STREQ(event_kind_name(EventKind::kWouldTerminate), "would_terminate");

@@ -1,0 +1,31 @@
+// Client sessions as PostgreSQL's backend status shows them (the source of
+// pg_stat_activity): counts by state, lock waits and lock holders that block others.
+// Functions reading backend status leave its snapshot for the caller to clear with
+// pgstat_clear_backend_activity_snapshot().
+#pragma once
+
+#include "pg/postgres_includes.h"
+
+namespace connguard::pg {
+
+struct ClientCounts {
+    std::int32_t total = 0;
+    std::int32_t active = 0;
+    std::int32_t idle = 0;
+    std::int32_t idle_in_transaction = 0;
+    std::int32_t idle_in_transaction_aborted = 0;
+    std::int32_t waiting_on_lock = 0;
+};
+
+ClientCounts count_client_sessions();
+
+// Whether the backend with this pid is waiting for a heavyweight lock now.
+bool waiting_on_lock(int pid);
+
+// Pids (up to capacity) of sessions holding a lock another client session waits for.
+int collect_blockers(std::int32_t* blockers, int capacity);
+
+// max_connections less the slots reserved for superusers (and pg_use_reserved_connections).
+std::int32_t usable_slots();
+
+}  // namespace connguard::pg

@@ -140,3 +140,94 @@ $$;
 COMMENT ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) IS
     'Ends client sessions by application, role, state and time in state; dry run by default';
 REVOKE ALL ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) FROM PUBLIC;
+
+-- Observability. Each view reads pg_connguard's shared memory and PostgreSQL's backend
+-- status (the source of pg_stat_activity). Readable by pg_monitor; like
+-- pg_stat_activity, client addresses of other roles' sessions are shown only to
+-- pg_read_all_stats members.
+CREATE FUNCTION connguard._sessions(
+    OUT pid integer, OUT datname text, OUT usename text, OUT application_name text, OUT client_addr inet,
+    OUT backend_start timestamptz, OUT state text, OUT state_since timestamptz, OUT state_duration interval,
+    OUT xact_start timestamptz, OUT rule_name text, OUT mode text, OUT limit_reason text, OUT limit_value interval,
+    OUT deadline timestamptz, OUT blocking boolean, OUT waiting_on_lock boolean, OUT exempt boolean,
+    OUT cap integer, OUT cap_used integer)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_sessions' LANGUAGE C VOLATILE;
+
+CREATE VIEW connguard.sessions AS SELECT * FROM connguard._sessions();
+COMMENT ON VIEW connguard.sessions IS
+    'One row per client session: its state and for how long, its rule, the limit that applies now and when it will be ended';
+
+CREATE VIEW connguard.pool_stats AS
+SELECT datname, usename, application_name,
+       count(*)::integer AS total,
+       (count(*) FILTER (WHERE state IN ('active', 'fastpath function call')))::integer AS active,
+       (count(*) FILTER (WHERE state = 'idle'))::integer AS idle,
+       (count(*) FILTER (WHERE state = 'idle in transaction'))::integer AS idle_in_transaction,
+       (count(*) FILTER (WHERE state = 'idle in transaction (aborted)'))::integer AS idle_in_transaction_aborted,
+       (count(*) FILTER (WHERE waiting_on_lock))::integer AS waiting_on_lock,
+       max(state_duration) FILTER (WHERE state = 'idle') AS longest_idle,
+       pg_catalog.now() - min(xact_start) AS oldest_xact_age,
+       min(rule_name) AS rule_name,
+       max(cap) AS cap,
+       round(100.0 * max(cap_used) / NULLIF(max(cap), 0), 1) AS cap_used_pct
+FROM connguard.sessions
+GROUP BY datname, usename, application_name;
+COMMENT ON VIEW connguard.pool_stats IS
+    'Client sessions per (database, role, application): by state, lock waits, longest idle, oldest transaction, cap use';
+
+CREATE FUNCTION connguard._rule_stats(
+    OUT rule_name text, OUT in_force boolean, OUT sessions integer, OUT cap integer, OUT cap_per text,
+    OUT peak integer, OUT admitted bigint, OUT rejected bigint, OUT terminated_cap bigint, OUT terminated_idle bigint,
+    OUT terminated_idle_in_transaction bigint, OUT terminated_idle_blocker bigint, OUT terminated_age bigint,
+    OUT would_reject bigint, OUT would_terminate bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE;
+CREATE VIEW connguard.rule_stats AS SELECT * FROM connguard._rule_stats();
+COMMENT ON VIEW connguard.rule_stats IS
+    'Per rule (and "(default)" for sessions matching none): sessions now, cap, peak and counts since the last reset_stats()';
+
+CREATE FUNCTION connguard._server_status(
+    OUT max_connections integer, OUT reserved_slots integer, OUT usable_slots integer, OUT client_sessions integer,
+    OUT active integer, OUT idle integer, OUT idle_in_transaction integer, OUT idle_in_transaction_aborted integer,
+    OUT waiting_on_lock integer, OUT utilization_pct double precision, OUT status text, OUT worker_pid integer,
+    OUT worker_last_run timestamptz, OUT rules_loaded integer, OUT rule_set_version bigint,
+    OUT rules_loaded_at timestamptz, OUT enabled boolean, OUT dry_run boolean, OUT events_dropped bigint,
+    OUT stats_reset timestamptz)
+RETURNS record AS 'MODULE_PATHNAME', 'connguard_server_status' LANGUAGE C VOLATILE;
+CREATE VIEW connguard.server_status AS SELECT * FROM connguard._server_status();
+COMMENT ON VIEW connguard.server_status IS
+    'The server as a whole: usable slots, client sessions by state, utilization and status, worker and rules';
+
+CREATE FUNCTION connguard.health(OUT status text, OUT utilization_pct double precision, OUT message text)
+RETURNS record AS 'MODULE_PATHNAME', 'connguard_health' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION connguard.health() IS
+    'ok / warning / critical by connguard.warn_utilization and critical_utilization, for load balancer checks';
+
+CREATE FUNCTION connguard._events(
+    OUT event_time timestamptz, OUT event text, OUT pid integer, OUT datname text, OUT usename text,
+    OUT application_name text, OUT client_addr inet, OUT rule_name text, OUT reason text, OUT detail text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_events' LANGUAGE C VOLATILE;
+CREATE VIEW connguard.events AS SELECT * FROM connguard._events();
+COMMENT ON VIEW connguard.events IS
+    'What pg_connguard refused and ended (or would have), newest first; the oldest are dropped past connguard.event_log_size';
+
+CREATE FUNCTION connguard._history(
+    OUT sample_time timestamptz, OUT client_sessions integer, OUT active integer, OUT idle integer,
+    OUT idle_in_transaction integer, OUT waiting_on_lock integer, OUT utilization_pct double precision,
+    OUT connects bigint, OUT disconnects bigint, OUT rejected bigint, OUT terminated bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_history' LANGUAGE C VOLATILE;
+CREATE VIEW connguard.history AS SELECT * FROM connguard._history() ORDER BY sample_time;
+COMMENT ON VIEW connguard.history IS
+    'One sample per connguard.history_interval: the pool then, and connects, disconnects, refusals and endings since the sample before';
+
+CREATE FUNCTION connguard.reset_stats() RETURNS void
+    AS 'MODULE_PATHNAME', 'connguard_reset_stats' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION connguard.reset_stats() IS 'Zeroes the counters of rule_stats (live session counts stay)';
+
+REVOKE ALL ON FUNCTION connguard._sessions(), connguard._rule_stats(), connguard._server_status(),
+    connguard.health(), connguard._events(), connguard._history(), connguard.reset_stats() FROM PUBLIC;
+REVOKE ALL ON connguard.sessions, connguard.pool_stats, connguard.rule_stats, connguard.server_status,
+    connguard.events, connguard.history FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._sessions(), connguard._rule_stats(), connguard._server_status(),
+    connguard.health(), connguard._events(), connguard._history() TO pg_monitor;
+GRANT SELECT ON connguard.sessions, connguard.pool_stats, connguard.rule_stats, connguard.server_status,
+    connguard.events, connguard.history TO pg_monitor;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
 
 namespace connguard::core {
 namespace {
@@ -97,6 +98,43 @@ void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_na
     copy_clipped(slot->application, sizeof slot->application, session.application);
     slot->has_client_addr = session.client_addr != nullptr;
     slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
+}
+
+const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept {
+    if (name[0] == '\0') return nullptr;
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        if (std::strcmp(rules[i].rule_name, name) == 0) return &rules[i];
+    }
+    return nullptr;
+}
+
+std::vector<std::int32_t> group_sizes(const SessionSlot* slots, std::size_t slot_count, const CompiledRule* rules,
+                                      std::size_t rule_count) {
+    std::vector<std::string> keys(slot_count);
+    std::unordered_map<std::string, std::int32_t> sizes;
+    for (std::size_t i = 0; i < slot_count; ++i) {
+        const SessionSlot& slot = slots[i];
+        if (!slot.in_use) continue;
+        const CompiledRule* rule = rule_named(rules, rule_count, slot.rule_name);
+        const CapPer cap_per = rule != nullptr ? rule->cap_per : CapPer::kApplication;
+        std::string key = std::string(slot.rule_name) + '\0';
+        switch (cap_per) {
+            case CapPer::kRule: break;
+            case CapPer::kDatabase: key += slot.database; break;
+            case CapPer::kRole: key += slot.role; break;
+            case CapPer::kApplication: key += slot.application; break;
+            case CapPer::kClientAddr:
+                if (slot.has_client_addr) key.append(reinterpret_cast<const char*>(slot.client_addr.bytes), 16);
+                break;
+        }
+        if (slot.counted) ++sizes[key];
+        keys[i] = std::move(key);
+    }
+    std::vector<std::int32_t> result(slot_count, 0);
+    for (std::size_t i = 0; i < slot_count; ++i) {
+        if (slots[i].in_use) result[i] = sizes[keys[i]];
+    }
+    return result;
 }
 
 SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcept {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "classifier.h"
 #include "login_application.h"
@@ -77,6 +78,14 @@ SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcep
 // Moves an admitted session to another group (after a rename or a rule change): only its
 // application name, rule and whether it counts change.
 void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept;
+
+// For every slot in use: how many counted sessions share its cap group (under its rule's
+// cap_per, or per application for the defaults). One pass, for the views.
+std::vector<std::int32_t> group_sizes(const SessionSlot* slots, std::size_t slot_count, const CompiledRule* rules,
+                                      std::size_t rule_count);
+
+// The rule named `name` in `rules`, or nullptr ("" is the defaults).
+const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept;
 
 // Name under which sessions matching no rule are counted and reported.
 inline constexpr const char* kDefaultRuleName = "(default)";

@@ -324,3 +324,28 @@ TEST(AdmissionText, SingularAndDefaultWording) {
     d.cap_per = CapPer::kRule;
     EXPECT_EQ(rejection_message(d, nullptr, session("e")), "too many connections for rule \"(default)\"");
 }
+
+TEST(GroupSizes, CountsEachCapGroupInOnePass) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 5, "application"), make_rule("all", std::nullopt, std::nullopt)};
+    s.login(session("svc-a"));
+    s.login(session("svc-a"));
+    s.login(session("svc-b"));
+    s.login(session("web"));
+    s.login(session("web"), /*exempt=*/true);
+    const std::vector<std::int32_t> sizes = group_sizes(s.slots.data(), s.slots.size(), s.rules.data(), s.rules.size());
+    EXPECT_EQ(sizes[0], 2);
+    EXPECT_EQ(sizes[1], 2);
+    EXPECT_EQ(sizes[2], 1);
+    EXPECT_EQ(sizes[3], 1) << "the exempt session does not count";
+    EXPECT_EQ(sizes[4], 1) << "but is shown the size of its group";
+    EXPECT_EQ(sizes[5], 0) << "free slots";
+}
+
+TEST(GroupSizes, AgreeWithTheAdmissionCount) {
+    Server s;
+    s.rules = {make_rule("per-role", std::nullopt, 10, "role")};
+    for (const char* role : {"a", "b", "a", "a", "c"}) s.login(session("x", role));
+    const std::vector<std::int32_t> sizes = group_sizes(s.slots.data(), s.slots.size(), s.rules.data(), s.rules.size());
+    EXPECT_EQ(sizes[0], s.login(session("x", "a")).in_use);
+}

@@ -231,3 +231,9 @@ GRANT EXECUTE ON FUNCTION connguard._sessions(), connguard._rule_stats(), conngu
     connguard.health(), connguard._events(), connguard._history() TO pg_monitor;
 GRANT SELECT ON connguard.sessions, connguard.pool_stats, connguard.rule_stats, connguard.server_status,
     connguard.events, connguard.history TO pg_monitor;
+
+CREATE FUNCTION connguard.metrics() RETURNS text
+    AS 'MODULE_PATHNAME', 'connguard_metrics' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION connguard.metrics() IS 'The figures of the views in Prometheus text exposition format';
+REVOKE ALL ON FUNCTION connguard.metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard.metrics() TO pg_monitor;

@@ -1,0 +1,154 @@
+#include "metrics.h"
+
+#include <cstdio>
+
+namespace connguard::core {
+namespace {
+
+class Writer {
+public:
+    void family(const char* name, const char* type, const char* help) {
+        out_ += "# HELP ";
+        out_ += name;
+        out_ += ' ';
+        out_ += help;
+        out_ += "\n# TYPE ";
+        out_ += name;
+        out_ += ' ';
+        out_ += type;
+        out_ += '\n';
+    }
+
+    // One sample line; labels are (name, value) pairs, values escaped here.
+    void sample(const char* name, double value, std::initializer_list<std::pair<const char*, std::string_view>> labels = {}) {
+        out_ += name;
+        if (labels.size() > 0) {
+            out_ += '{';
+            bool first = true;
+            for (const auto& [label, text] : labels) {
+                if (!first) out_ += ',';
+                first = false;
+                out_ += label;
+                out_ += "=\"";
+                out_ += escape_label_value(text);
+                out_ += '"';
+            }
+            out_ += '}';
+        }
+        char number[64];
+        std::snprintf(number, sizeof number, " %.17g\n", value);
+        out_ += number;
+    }
+
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string out_;
+};
+
+}  // namespace
+
+std::string escape_label_value(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std::size_t rule_count,
+                           const PoolMetrics* pools, std::size_t pool_count) {
+    Writer w;
+    w.family("connguard_max_connections", "gauge", "The server's max_connections.");
+    w.sample("connguard_max_connections", s.max_connections);
+    w.family("connguard_usable_slots", "gauge", "Connection slots usable by ordinary roles (max_connections less reserved).");
+    w.sample("connguard_usable_slots", s.usable_slots);
+    w.family("connguard_client_sessions", "gauge", "Client sessions by state.");
+    w.sample("connguard_client_sessions", s.active, {{"state", "active"}});
+    w.sample("connguard_client_sessions", s.idle, {{"state", "idle"}});
+    w.sample("connguard_client_sessions", s.idle_in_transaction, {{"state", "idle_in_transaction"}});
+    w.sample("connguard_client_sessions", s.idle_in_transaction_aborted, {{"state", "idle_in_transaction_aborted"}});
+    w.family("connguard_sessions_waiting_on_lock", "gauge", "Client sessions waiting for a lock.");
+    w.sample("connguard_sessions_waiting_on_lock", s.waiting_on_lock);
+    w.family("connguard_utilization_ratio", "gauge", "Client sessions over usable slots (0 to 1).");
+    w.sample("connguard_utilization_ratio", s.utilization_pct / 100.0);
+    w.family("connguard_health_status", "gauge", "1 for the current health status (ok, warning, critical), 0 for the others.");
+    for (const char* status : {"ok", "warning", "critical"}) {
+        w.sample("connguard_health_status", std::string_view(status) == s.status ? 1 : 0, {{"status", status}});
+    }
+    w.family("connguard_worker_up", "gauge", "1 when the pg_connguard worker runs.");
+    w.sample("connguard_worker_up", s.worker_running ? 1 : 0);
+    w.family("connguard_dry_run", "gauge", "1 when connguard.dry_run is on.");
+    w.sample("connguard_dry_run", s.dry_run ? 1 : 0);
+    w.family("connguard_rules_loaded", "gauge", "Enabled rules in force.");
+    w.sample("connguard_rules_loaded", s.rules_loaded);
+    w.family("connguard_rule_set_version", "gauge", "Version of the rule set in force (grows with each load).");
+    w.sample("connguard_rule_set_version", static_cast<double>(s.rule_set_version));
+    w.family("connguard_events_dropped_total", "counter", "Events overwritten in the event ring.");
+    w.sample("connguard_events_dropped_total", static_cast<double>(s.events_dropped));
+
+    w.family("connguard_rule_sessions", "gauge", "Client sessions counted under each rule now.");
+    for (std::size_t i = 0; i < rule_count; ++i) w.sample("connguard_rule_sessions", rules[i].sessions, {{"rule", rules[i].rule_name}});
+    w.family("connguard_rule_cap", "gauge", "Each capped rule's max_connections.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        if (rules[i].cap >= 0) w.sample("connguard_rule_cap", rules[i].cap, {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_peak_sessions", "gauge", "Most sessions under each rule at once since the last reset.");
+    for (std::size_t i = 0; i < rule_count; ++i) w.sample("connguard_rule_peak_sessions", rules[i].peak, {{"rule", rules[i].rule_name}});
+    w.family("connguard_rule_admitted_total", "counter", "Logins admitted under each rule.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_admitted_total", static_cast<double>(rules[i].admitted), {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_rejected_total", "counter", "Logins refused under each rule.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_rejected_total", static_cast<double>(rules[i].rejected), {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_terminated_total", "counter", "Sessions ended under each rule, by reason.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        const RuleMetrics& r = rules[i];
+        const std::pair<const char*, std::uint64_t> reasons[] = {
+            {"cap", r.terminated_cap}, {"idle", r.terminated_idle}, {"idle_in_transaction", r.terminated_idle_in_transaction},
+            {"idle_blocker", r.terminated_idle_blocker}, {"age", r.terminated_age}};
+        for (const auto& [reason, count] : reasons) {
+            w.sample("connguard_rule_terminated_total", static_cast<double>(count), {{"rule", r.rule_name}, {"reason", reason}});
+        }
+    }
+    w.family("connguard_rule_would_reject_total", "counter", "Logins monitor mode or dry run would have refused.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_would_reject_total", static_cast<double>(rules[i].would_reject), {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_would_terminate_total", "counter", "Sessions monitor mode or dry run would have ended.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_would_terminate_total", static_cast<double>(rules[i].would_terminate),
+                 {{"rule", rules[i].rule_name}});
+    }
+
+    w.family("connguard_pool_sessions", "gauge", "Client sessions per database, role, application and state.");
+    for (std::size_t i = 0; i < pool_count; ++i) {
+        const PoolMetrics& p = pools[i];
+        const std::pair<const char*, std::int32_t> states[] = {
+            {"active", p.active}, {"idle", p.idle}, {"idle_in_transaction", p.idle_in_transaction},
+            {"idle_in_transaction_aborted", p.idle_in_transaction_aborted}};
+        for (const auto& [state, count] : states) {
+            w.sample("connguard_pool_sessions", count,
+                     {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}, {"state", state}});
+        }
+    }
+    w.family("connguard_pool_waiting_on_lock", "gauge", "Client sessions waiting for a lock, per database, role and application.");
+    for (std::size_t i = 0; i < pool_count; ++i) {
+        const PoolMetrics& p = pools[i];
+        w.sample("connguard_pool_waiting_on_lock", p.waiting_on_lock,
+                 {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}});
+    }
+    return w.take();
+}
+
+}  // namespace connguard::core

@@ -1,0 +1,64 @@
+// The Prometheus text exposition of pg_connguard's figures (connguard.metrics()).
+// Inputs are plain structs the shell fills from the views, so the metrics and the views
+// never disagree.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace connguard::core {
+
+struct ServerMetrics {
+    std::int32_t max_connections;
+    std::int32_t usable_slots;
+    std::int32_t active;
+    std::int32_t idle;
+    std::int32_t idle_in_transaction;
+    std::int32_t idle_in_transaction_aborted;
+    std::int32_t waiting_on_lock;
+    double utilization_pct;
+    const char* status;  // ok, warning, critical
+    bool worker_running;
+    std::int32_t rules_loaded;
+    std::uint64_t rule_set_version;
+    std::uint64_t events_dropped;
+    bool dry_run;
+};
+
+struct RuleMetrics {
+    const char* rule_name;
+    std::int32_t sessions;
+    std::int32_t cap;  // -1: no cap
+    std::int32_t peak;
+    std::uint64_t admitted;
+    std::uint64_t rejected;
+    std::uint64_t terminated_cap;
+    std::uint64_t terminated_idle;
+    std::uint64_t terminated_idle_in_transaction;
+    std::uint64_t terminated_idle_blocker;
+    std::uint64_t terminated_age;
+    std::uint64_t would_reject;
+    std::uint64_t would_terminate;
+};
+
+struct PoolMetrics {
+    const char* datname;
+    const char* usename;
+    const char* application_name;
+    std::int32_t active;
+    std::int32_t idle;
+    std::int32_t idle_in_transaction;
+    std::int32_t idle_in_transaction_aborted;
+    std::int32_t waiting_on_lock;
+};
+
+// A label value as the exposition format wants it: backslash, double quote and newline escaped.
+std::string escape_label_value(std::string_view value);
+
+std::string render_metrics(const ServerMetrics& server, const RuleMetrics* rules, std::size_t rule_count,
+                           const PoolMetrics* pools, std::size_t pool_count);
+
+}  // namespace connguard::core

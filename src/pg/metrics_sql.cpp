@@ -1,0 +1,137 @@
+// connguard.metrics(): the views' figures in Prometheus text format. The figures are
+// read through SPI from the views themselves, copied into plain structs, and rendered by
+// the core, so a scrape and a SELECT never disagree.
+#include "core/metrics.h"
+#include "pg/cpp_boundary.h"
+#include "pg/shared_state.h"
+
+extern "C" {
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(connguard_metrics);
+}
+
+namespace connguard::pg {
+namespace {
+
+// Column accessors for the current SPI row; strings are copied into `keep`.
+struct SpiRow {
+    HeapTuple tuple;
+    TupleDesc desc;
+    MemoryContext keep;
+
+    Datum get(const char* column, bool* isnull) const {
+        const int number = SPI_fnumber(desc, column);
+        if (number <= 0) elog(ERROR, "pg_connguard: column \"%s\" missing in a view", column);
+        return SPI_getbinval(tuple, desc, number, isnull);
+    }
+    std::int64_t integer(const char* column, std::int64_t if_null = 0) const {
+        bool isnull;
+        const Datum d = get(column, &isnull);
+        if (isnull) return if_null;
+        const Oid type = SPI_gettypeid(desc, SPI_fnumber(desc, column));
+        return type == INT8OID ? DatumGetInt64(d) : DatumGetInt32(d);
+    }
+    double real(const char* column) const {
+        bool isnull;
+        const Datum d = get(column, &isnull);
+        return isnull ? 0.0 : DatumGetFloat8(d);
+    }
+    bool boolean(const char* column) const {
+        bool isnull;
+        const Datum d = get(column, &isnull);
+        return !isnull && DatumGetBool(d);
+    }
+    const char* string(const char* column) const {
+        bool isnull;
+        const Datum d = get(column, &isnull);
+        return MemoryContextStrdup(keep, isnull ? "" : TextDatumGetCString(d));
+    }
+};
+
+void run(const char* query) {
+    if (SPI_execute(query, true, 0) != SPI_OK_SELECT) elog(ERROR, "pg_connguard: could not run \"%s\"", query);
+}
+
+}  // namespace
+}  // namespace connguard::pg
+
+using namespace connguard;
+using namespace connguard::pg;
+
+extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
+    require_shared_state();
+    MemoryContext caller = CurrentMemoryContext;
+    core::ServerMetrics server{};
+    core::RuleMetrics* rules = nullptr;
+    core::PoolMetrics* pools = nullptr;
+    std::size_t rule_count = 0, pool_count = 0;
+
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_connguard: SPI_connect failed");
+    run("SELECT * FROM connguard.server_status");
+    {
+        const SpiRow row{SPI_tuptable->vals[0], SPI_tuptable->tupdesc, caller};
+        server.max_connections = static_cast<std::int32_t>(row.integer("max_connections"));
+        server.usable_slots = static_cast<std::int32_t>(row.integer("usable_slots"));
+        server.active = static_cast<std::int32_t>(row.integer("active"));
+        server.idle = static_cast<std::int32_t>(row.integer("idle"));
+        server.idle_in_transaction = static_cast<std::int32_t>(row.integer("idle_in_transaction"));
+        server.idle_in_transaction_aborted = static_cast<std::int32_t>(row.integer("idle_in_transaction_aborted"));
+        server.waiting_on_lock = static_cast<std::int32_t>(row.integer("waiting_on_lock"));
+        server.utilization_pct = row.real("utilization_pct");
+        server.status = row.string("status");
+        server.worker_running = row.integer("worker_pid") != 0;
+        server.rules_loaded = static_cast<std::int32_t>(row.integer("rules_loaded"));
+        server.rule_set_version = static_cast<std::uint64_t>(row.integer("rule_set_version"));
+        server.events_dropped = static_cast<std::uint64_t>(row.integer("events_dropped"));
+        server.dry_run = row.boolean("dry_run");
+    }
+    run("SELECT * FROM connguard.rule_stats");
+    rule_count = SPI_processed;
+    rules = static_cast<core::RuleMetrics*>(MemoryContextAllocZero(caller, sizeof(core::RuleMetrics) * Max(rule_count, 1)));
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        const SpiRow row{SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller};
+        core::RuleMetrics& r = rules[i];
+        r.rule_name = row.string("rule_name");
+        r.sessions = static_cast<std::int32_t>(row.integer("sessions"));
+        r.cap = static_cast<std::int32_t>(row.integer("cap", -1));
+        r.peak = static_cast<std::int32_t>(row.integer("peak"));
+        r.admitted = row.integer("admitted");
+        r.rejected = row.integer("rejected");
+        r.terminated_cap = row.integer("terminated_cap");
+        r.terminated_idle = row.integer("terminated_idle");
+        r.terminated_idle_in_transaction = row.integer("terminated_idle_in_transaction");
+        r.terminated_idle_blocker = row.integer("terminated_idle_blocker");
+        r.terminated_age = row.integer("terminated_age");
+        r.would_reject = row.integer("would_reject");
+        r.would_terminate = row.integer("would_terminate");
+    }
+    run("SELECT * FROM connguard.pool_stats ORDER BY datname, usename, application_name");
+    pool_count = SPI_processed;
+    pools = static_cast<core::PoolMetrics*>(MemoryContextAllocZero(caller, sizeof(core::PoolMetrics) * Max(pool_count, 1)));
+    for (std::size_t i = 0; i < pool_count; ++i) {
+        const SpiRow row{SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller};
+        core::PoolMetrics& p = pools[i];
+        p.datname = row.string("datname");
+        p.usename = row.string("usename");
+        p.application_name = row.string("application_name");
+        p.active = static_cast<std::int32_t>(row.integer("active"));
+        p.idle = static_cast<std::int32_t>(row.integer("idle"));
+        p.idle_in_transaction = static_cast<std::int32_t>(row.integer("idle_in_transaction"));
+        p.idle_in_transaction_aborted = static_cast<std::int32_t>(row.integer("idle_in_transaction_aborted"));
+        p.waiting_on_lock = static_cast<std::int32_t>(row.integer("waiting_on_lock"));
+    }
+    SPI_finish();
+
+    char* text = nullptr;
+    cpp_call([&] {
+        const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count);
+        text = static_cast<char*>(MemoryContextAllocExtended(caller, rendered.size() + 1, MCXT_ALLOC_NO_OOM));
+        if (text == nullptr) throw std::bad_alloc();
+        memcpy(text, rendered.c_str(), rendered.size() + 1);
+    });
+    (void)fcinfo;
+    PG_RETURN_TEXT_P(cstring_to_text(text));
+}

@@ -1,0 +1,83 @@
+// Prometheus text exposition.
+#include <gtest/gtest.h>
+
+#include "core/metrics.h"
+
+using namespace connguard::core;
+
+namespace {
+ServerMetrics server() {
+    ServerMetrics s{};
+    s.max_connections = 100;
+    s.usable_slots = 97;
+    s.active = 6;
+    s.idle = 5;
+    s.utilization_pct = 50.0;
+    s.status = "warning";
+    s.worker_running = true;
+    s.rules_loaded = 2;
+    s.rule_set_version = 7;
+    return s;
+}
+}  // namespace
+
+TEST(Metrics, LabelValuesAreEscaped) {
+    EXPECT_EQ(escape_label_value("plain"), "plain");
+    EXPECT_EQ(escape_label_value("a\"b"), "a\\\"b");
+    EXPECT_EQ(escape_label_value("back\\slash"), "back\\\\slash");
+    EXPECT_EQ(escape_label_value("two\nlines"), "two\\nlines");
+}
+
+TEST(Metrics, EveryFamilyHasHelpAndType) {
+    const std::string text = render_metrics(server(), nullptr, 0, nullptr, 0);
+    std::size_t helps = 0, types = 0;
+    for (std::size_t at = text.find("# HELP "); at != std::string::npos; at = text.find("# HELP ", at + 1)) ++helps;
+    for (std::size_t at = text.find("# TYPE "); at != std::string::npos; at = text.find("# TYPE ", at + 1)) ++types;
+    EXPECT_EQ(helps, types);
+    EXPECT_GT(helps, 10u);
+    EXPECT_NE(text.find("# TYPE connguard_events_dropped_total counter\n"), std::string::npos);
+}
+
+TEST(Metrics, ServerFigures) {
+    const std::string text = render_metrics(server(), nullptr, 0, nullptr, 0);
+    EXPECT_NE(text.find("connguard_client_sessions{state=\"active\"} 6\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_utilization_ratio 0.5\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_health_status{status=\"warning\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_health_status{status=\"ok\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_set_version 7\n"), std::string::npos);
+}
+
+TEST(Metrics, RulesWithOddNames) {
+    RuleMetrics rule{};
+    rule.rule_name = "etl \"nightly\"";
+    rule.sessions = 3;
+    rule.cap = 10;
+    rule.rejected = 190;
+    rule.terminated_idle = 4;
+    RuleMetrics uncapped{};
+    uncapped.rule_name = "(default)";
+    uncapped.cap = -1;
+    const RuleMetrics rules[] = {rule, uncapped};
+    const std::string text = render_metrics(server(), rules, 2, nullptr, 0);
+    EXPECT_NE(text.find("connguard_rule_sessions{rule=\"etl \\\"nightly\\\"\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("connguard_rule_rejected_total{rule=\"etl \\\"nightly\\\"\"} 190\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_terminated_total{rule=\"etl \\\"nightly\\\"\",reason=\"idle\"} 4\n"), std::string::npos);
+    EXPECT_EQ(text.find("connguard_rule_cap{rule=\"(default)\"}"), std::string::npos) << "no cap, no sample";
+}
+
+TEST(Metrics, PoolsPerState) {
+    PoolMetrics pool{"shop", "app", "web", 2, 3, 1, 0, 1};
+    const std::string text = render_metrics(server(), nullptr, 0, &pool, 1);
+    EXPECT_NE(text.find("connguard_pool_sessions{datname=\"shop\",usename=\"app\",application_name=\"web\",state=\"idle\"} 3\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("connguard_pool_waiting_on_lock{datname=\"shop\",usename=\"app\",application_name=\"web\"} 1\n"),
+              std::string::npos);
+}
+
+TEST(Metrics, LargeCountersStayExact) {
+    RuleMetrics rule{};
+    rule.rule_name = "r";
+    rule.admitted = 123456789012345ULL;
+    const std::string text = render_metrics(server(), &rule, 1, nullptr, 0);
+    EXPECT_NE(text.find("connguard_rule_admitted_total{rule=\"r\"} 123456789012345\n"), std::string::npos);
+}

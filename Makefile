@@ -16,7 +16,7 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-
               -MMD -MP
 SHLIB_LINK += -lstdc++
 
-REGRESS = rules_validation active_rules
+REGRESS = rules_validation active_rules observability
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(CURDIR)/test/regress.conf --load-extension=pg_connguard
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -5,6 +5,8 @@
 PG_MAJOR=${PG_MAJOR:-15}
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libkrb5-dev libipc-run-perl libgtest-dev
           libbenchmark-dev cmake g++ make"
+# For the observability tests: promtool (prometheus) and the exporter the queries file is for.
+TEST_PACKAGES="prometheus prometheus-postgres-exporter"
 
 if [ "$(id -u)" -eq 0 ]; then
     as_root() { "$@"; }
@@ -18,7 +20,7 @@ fi
 
 install_missing_packages() {
     local missing=""
-    for package in $PACKAGES; do
+    for package in $PACKAGES ${1:-}; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
     done
     if [ -n "$missing" ]; then

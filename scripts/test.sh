@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/common.sh"
 
-install_missing_packages
+install_missing_packages "$TEST_PACKAGES"
 
 echo "== core unit tests (GoogleTest)"
 cmake -S "$root" -B "$root/build/core" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -50,7 +50,12 @@ int collect_blockers(std::int32_t* blockers, int capacity) {
         Datum* values;
         int n;
         deconstruct_array(pids, INT4OID, sizeof(int32), true, TYPALIGN_INT, &values, nullptr, &n);
-        for (int k = 0; k < n && count < capacity; ++k) blockers[count++] = DatumGetInt32(values[k]);
+        for (int k = 0; k < n && count < capacity; ++k) {
+            // pg_blocking_pids also names sessions merely queued ahead for the same lock;
+            // those wait themselves and hold nothing the waiter needs.
+            const int pid = DatumGetInt32(values[k]);
+            if (!waiting_on_lock(pid)) blockers[count++] = pid;
+        }
     }
     return count;
 }

@@ -22,7 +22,8 @@ ClientCounts count_client_sessions();
 // Whether the backend with this pid is waiting for a heavyweight lock now.
 bool waiting_on_lock(int pid);
 
-// Pids (up to capacity) of sessions holding a lock another client session waits for.
+// Pids (up to capacity) of sessions holding a lock another client session waits for, and
+// not waiting for a lock themselves (the head of each wait chain).
 int collect_blockers(std::int32_t* blockers, int capacity);
 
 // max_connections less the slots reserved for superusers (and pg_use_reserved_connections).

@@ -84,6 +84,23 @@ echo "-- Its open transaction was rolled back:"
 show "SELECT count(*) AS orders FROM demo_orders"
 
 echo
+echo "-- Watching the pool. Two long-running etl-nightly sessions and an idle web session are connected:"
+for app in etl-nightly etl-nightly web; do
+    as_server_user env PGAPPNAME=$app "$PG_BIN/psql" -X -h "$DEMO_DIR" -p "$DEMO_PORT" -U demo_app -d postgres \
+        -qc "SELECT pg_sleep(3)" >/dev/null &
+done
+until [ "$(psql_demo -Atc "SELECT count(*) FROM connguard.sessions WHERE usename = 'demo_app'")" = 3 ]; do sleep 0.1; done
+show "SELECT pid, application_name, state, rule_name, mode, limit_reason, cap, cap_used FROM connguard.sessions WHERE usename = 'demo_app'"
+show "SELECT datname, usename, application_name, total, active, idle, idle_in_transaction, rule_name, cap, cap_used_pct
+FROM connguard.pool_stats ORDER BY usename, application_name"
+show "SELECT rule_name, sessions, cap, peak, admitted, rejected, terminated_idle_in_transaction FROM connguard.rule_stats"
+show "SELECT event_time::time(0), event, application_name, rule_name, reason, detail FROM connguard.events"
+show "SELECT max_connections, usable_slots, client_sessions, utilization_pct::numeric(5,1), status, rules_loaded
+FROM connguard.server_status"
+show "SELECT * FROM connguard.health()"
+wait
+
+echo
 echo "-- The worker's own log lines:"
 grep -E "pg_connguard|too many connections|DETAIL:  rule|terminating connection" "$DEMO_DIR/server.log" | sed 's/^/  /'
 

@@ -44,6 +44,10 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
     LWLockRelease(state->lock);
 }
 
+void record_rules_event(SharedState* state, core::EventKind kind, const char* detail) {
+    record_event(state, kind, core::EventReason::kNone, 0, core::SessionKey{}, "", detail);
+}
+
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
                   const core::SessionKey& session, const char* rule_name, const char* detail) {
     core::Event event;

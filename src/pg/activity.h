@@ -16,4 +16,7 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
                   const core::SessionKey& session, const char* rule_name, const char* detail);
 
+// An event about the rule set (rules_loaded, rules_error): no session, no rule.
+void record_rules_event(SharedState* state, core::EventKind kind, const char* detail);
+
 }  // namespace connguard::pg

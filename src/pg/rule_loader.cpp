@@ -1,5 +1,6 @@
 #include "pg/rule_loader.h"
 
+#include "pg/activity.h"
 #include "pg/cpp_boundary.h"
 #include "pg/rule_row.h"
 #include "pg/settings.h"
@@ -26,6 +27,7 @@ void log_failure(SharedState* state, std::uint64_t generation, const char* why) 
     std::uint64_t version = 0;
     int count = 0;
     record_failed_load(state, generation, why, &version, &count);
+    record_rules_event(state, core::EventKind::kRulesError, why);
     ereport(LOG, (errmsg("pg_connguard: could not load rules from connguard.rules in database \"%s\": %s",
                          setting_database, why),
                   errdetail("Keeping the last good rules (version %llu, %d rules).",
@@ -80,6 +82,9 @@ void load_rules(SharedState* state, std::uint64_t generation) {
         PopActiveSnapshot();
         CommitTransactionCommand();
         if (count >= 0) {
+            char detail[128];
+            snprintf(detail, sizeof detail, "%d rules loaded from database \"%s\"", count, setting_database);
+            record_rules_event(state, core::EventKind::kRulesLoaded, detail);
             ereport(LOG, (errmsg("pg_connguard: loaded %d rules from connguard.rules in database \"%s\"", count,
                                  setting_database)));
         }

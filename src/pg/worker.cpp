@@ -5,6 +5,7 @@
 // publishes the rules and exits. A failed load leaves the last good rules in force.
 #include "pg/worker.h"
 
+#include "pg/activity.h"
 #include "pg/history.h"
 #include "pg/idle_enforcer.h"
 #include "pg/rule_loader.h"
@@ -58,6 +59,7 @@ void record_loader_vanished(SharedState* state, std::uint64_t generation) {
     std::uint64_t version = 0;
     int count = 0;
     if (record_failed_load(state, generation, error, &version, &count)) {
+        record_rules_event(state, core::EventKind::kRulesError, error);
         ereport(LOG, (errmsg("pg_connguard: the rules loader exited without loading rules from database \"%s\"; "
                              "keeping the last good rules (version %llu, %d rules)",
                              setting_database, static_cast<unsigned long long>(version), count)));

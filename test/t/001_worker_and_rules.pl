@@ -90,8 +90,12 @@ ok($node->log_contains(qr/could not load rules from connguard.rules in database 
 is($node->safe_psql('guard', 'SELECT rule_name || max_connections || rule_set_version FROM connguard.active_rules'),
     "fresh11$version", 'the last good rules are still enforced');
 is(worker_pid(), $pid, 'the worker is still running (same pid)');
+is($node->safe_psql('guard', q{SELECT event || ': ' || detail FROM connguard.events ORDER BY event_time DESC LIMIT 1}),
+    'rules_error: relation "connguard.rules" does not exist', 'connguard.events records the failed load');
 $node->safe_psql('guard', 'ALTER TABLE connguard.rules_away RENAME TO rules');
 is($node->safe_psql('guard', 'SELECT connguard.reload_rules()'), '1', 'rules load again once the table is back');
+is($node->safe_psql('guard', q{SELECT event || ': ' || detail FROM connguard.events ORDER BY event_time DESC LIMIT 1}),
+    'rules_loaded: 1 rules loaded from database "guard"', 'and connguard.events records the load');
 
 # --- pg_dump dumps the rules (extension configuration table).
 my ($dump, $dump_err) = run_command(['pg_dump', '-h', $node->host, '-p', $node->port, '-d', 'guard']);

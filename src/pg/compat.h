@@ -43,3 +43,22 @@
 #else
 #define CONNGUARD_RESERVED_SLOTS() (ReservedBackends)
 #endif
+
+// The GUC record of a built-in setting, by name (nullptr if absent).
+extern "C" {
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+}
+#if PG_VERSION_NUM >= 160000
+#define CONNGUARD_FIND_GUC(name) find_option((name), false, true, ERROR)
+#else
+#define CONNGUARD_FIND_GUC(name) connguard_find_guc_15(name)
+static inline struct config_generic* connguard_find_guc_15(const char* name) {
+    struct config_generic** all = get_guc_variables();
+    const int count = GetNumConfigOptions();
+    for (int i = 0; i < count; ++i) {
+        if (strcmp(all[i]->name, name) == 0) return all[i];
+    }
+    return nullptr;
+}
+#endif

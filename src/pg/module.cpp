@@ -3,6 +3,7 @@
 // library defines nothing and its SQL functions say it must be preloaded.
 #include "pg/postgres_includes.h"
 #include "pg/login_hook.h"
+#include "pg/rename_notice.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 #include "pg/worker.h"
@@ -21,4 +22,5 @@ extern "C" void _PG_init(void) {
     connguard::pg::install_shared_state_hooks();
     connguard::pg::register_worker();
     connguard::pg::install_login_hook();
+    connguard::pg::install_rename_notice();
 }

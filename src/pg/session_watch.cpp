@@ -135,8 +135,8 @@ void reclassify_sessions(SharedState* state) {
     free_memberships(&memberships);
 }
 
-bool watch_renamed_sessions(SharedState* state) {
-    if (!any_cap_configured(state)) return false;
+void watch_renamed_sessions(SharedState* state) {
+    if (pg_atomic_exchange_u32(&state->rename_pending, 0) == 0 || !any_cap_configured(state)) return;
 
     static core::SessionSlot* slots = nullptr;
     static LiveName* live = nullptr;
@@ -170,7 +170,6 @@ bool watch_renamed_sessions(SharedState* state) {
         if (strcmp(found->application, slot.application) != 0) handle_rename(state, index, slot, found->application);
     }
     pgstat_clear_backend_activity_snapshot();
-    return true;
 }
 
 }  // namespace connguard::pg

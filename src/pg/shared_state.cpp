@@ -57,6 +57,7 @@ void attach_shared_memory() {
         memset(base, 0, layout.total);
         state->lock = &(GetNamedLWLockTranche(kTrancheName))[0].lock;
         pg_atomic_init_u64(&state->reload_requested, 0);
+        pg_atomic_init_u32(&state->rename_pending, 0);
         state->rule_capacity = setting_max_rules;
         state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
         state->slot_count = MaxBackends;

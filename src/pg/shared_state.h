@@ -37,6 +37,7 @@ struct SharedState {
     // rules loader records in `last_load.generation` the request number it served.
     pg_atomic_uint64 reload_requested;
     Latch* worker_latch;  // nullptr while no worker runs
+    pg_atomic_uint32 rename_pending;  // a session changed its application_name since the worker last looked
     pid_t worker_pid;
 
     RuleLoadStatus last_load;

@@ -29,8 +29,7 @@ namespace connguard::pg {
 namespace {
 
 constexpr int kRestartSeconds = 1;
-constexpr long kIdleWakeMs = 60000;   // safety net only: requests arrive by latch
-constexpr long kRenameWatchMs = 250;  // while caps exist: how soon a rename into a full group is seen
+constexpr long kIdleWakeMs = 60000;  // safety net only: requests and renames arrive by latch
 
 void forget_worker(int, Datum) {
     SharedState* state = shared_state();
@@ -137,7 +136,8 @@ extern "C" void connguard_worker_main(Datum) {
             classified_version = version;
         }
 
-        long wait_ms = watch_renamed_sessions(state) ? kRenameWatchMs : kIdleWakeMs;
+        watch_renamed_sessions(state);
+        long wait_ms = kIdleWakeMs;
         const TimestampTz next_deadline = Min(enforce_idle_limits(state), sample_history_if_due(state));
         const TimestampTz now = GetCurrentTimestamp();
         LWLockAcquire(state->lock, LW_EXCLUSIVE);

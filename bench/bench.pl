@@ -1,0 +1,216 @@
+# pg_connguard end-to-end benchmarks: two clusters on this machine, one with the library
+# preloaded and one without, measured side by side in the same run. Prints a Markdown
+# table of ratios, each row with its goal and how it was measured. Run through
+# bench/run.sh (which builds, installs, and runs this as the server user).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time sleep);
+use POSIX qw(sysconf _SC_CLK_TCK);
+use FindBin;
+use lib "$FindBin::Bin/../test/perl";
+use ConnguardLogin;
+
+my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run
+my $rounds = $ENV{BENCH_ROUNDS} // 3;     # alternating runs per side; the median is kept
+my @rows;
+
+sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
+sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int($p / 100 * $#s + 0.5) ]; }
+
+sub node {
+    my ($name, $preload) = @_;
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init;
+    $node->append_conf('postgresql.conf', qq{
+max_connections = 600
+shared_buffers = 128MB
+log_min_messages = warning
+listen_addresses = '127.0.0.1'
+} . ($preload ? "shared_preload_libraries = 'pg_connguard'\n" : ''));
+    $node->start;
+    $node->command_ok(['pgbench', '-i', '-q', '-s', '5', '-h', $node->host, '-p', $node->port, 'postgres'], "pgbench -i on $name");
+    $node->safe_psql('postgres', 'CREATE ROLE app LOGIN; CREATE ROLE stormer LOGIN CONNECTION LIMIT 10');
+    return $node;
+}
+
+my $with = node('with', 1);
+my $without = node('without', 0);
+$with->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
+# 100 rules: 99 that a pgbench session is tried against and does not match, then its own.
+$with->safe_psql('postgres', q{
+INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, idle_timeout)
+SELECT 'svc-' || i, i, 'svc-' || i || '-*', 50, 'application', '10 min' FROM generate_series(1, 99) i;
+INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, idle_timeout, idle_in_transaction_timeout)
+VALUES ('pgbench', 100, 'pgbench*', 1000, 'application', '10 min', '10 min');
+SELECT connguard.reload_rules();
+});
+
+# 300 other sessions present on each server.
+my %held;
+for my $side (['with', $with], ['without', $without]) {
+    my ($name, $node) = @$side;
+    $held{$name} = [ map { login($node, user => 'app', database => 'postgres', application_name => 'other') } 1 .. 300 ];
+}
+
+sub pgbench_tps {
+    my ($node, @args) = @_;
+    my ($out, $err) = run_command(['pgbench', '-n', '-T', $seconds, '-h', $node->host, '-p', $node->port, @args, 'postgres']);
+    my ($tps) = $out =~ /tps = ([0-9.]+)/ or die "pgbench failed: $err";
+    return $tps;
+}
+
+sub side_by_side {
+    my (@args) = @_;
+    my (@a, @b);
+    for (1 .. $rounds) {
+        push @a, pgbench_tps($with, @args);
+        push @b, pgbench_tps($without, @args);
+    }
+    return (median(@a), median(@b));
+}
+
+# --- 1. Login cost.
+{
+    my @args = ('-C', '-S', '-c', '4', '-j', '2');
+    my ($a, $b) = side_by_side(@args);
+    my $extra_us = (4 / $a - 4 / $b) * 1e6;
+    push @rows, ['1. login cost: pgbench -C -S TPS, 100 rules and 300 other sessions present',
+        sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $a / $b), '>= 0.98', $a / $b >= 0.98,
+        sprintf('each login %.0f µs longer end to end (4 clients); the admission decision itself: see row 5b', $extra_us),
+        "pgbench -n -T $seconds -C -S -c 4 -j 2"];
+}
+
+# --- 2. Query path.
+{
+    my @args = ('-S', '-c', '8', '-j', '2');
+    my ($a, $b) = side_by_side(@args);
+    my $note = '';
+    if (-x '/usr/sbin/pgbouncer') {
+        my $port = PostgreSQL::Test::Cluster::get_free_port();
+        my $dir = $without->basedir;
+        PostgreSQL::Test::Utils::append_to_file("$dir/pgbouncer.ini", join("\n",
+            '[databases]', 'postgres = host=' . $without->host . ' port=' . $without->port . ' dbname=postgres',
+            '[pgbouncer]', "listen_addr = 127.0.0.1", "listen_port = $port", "unix_socket_dir =",
+            'auth_type = any', 'pool_mode = transaction', 'default_pool_size = 8', 'max_client_conn = 100',
+            "logfile = $dir/pgbouncer.log", "pidfile = $dir/pgbouncer.pid", ''));
+        my $bouncer = IPC::Run::start(['/usr/sbin/pgbouncer', "$dir/pgbouncer.ini"], '>', "$dir/pgbouncer.out", '2>&1');
+        sleep(1);
+        my @c = map {
+            my ($out) = run_command(['pgbench', '-n', '-T', $seconds, '-h', '127.0.0.1', '-p', $port, '-U', 'app', @args, 'postgres']);
+            ($out =~ /tps = ([0-9.]+)/)[0] // 0 } 1 .. $rounds;
+        my $c = median(@c);
+        $bouncer->kill_kill;
+        $note = sprintf('through PgBouncer (transaction mode) instead: %.0f TPS, %.3f of direct', $c, $c / $b);
+    } else {
+        $note = 'PgBouncer reference skipped: package pgbouncer not installed';
+    }
+    push @rows, ['2. query path: pgbench -S -c 8 TPS', sprintf('%.0f', $a), sprintf('%.0f', $b),
+        sprintf('%.3f', $a / $b), '>= 0.99', $a / $b >= 0.99, $note, "pgbench -n -T $seconds -S -c 8 -j 2"];
+}
+
+# --- 3. Enforcement precision: lateness past a 1 s idle limit, 50 staggered sessions.
+{
+    $with->safe_psql('postgres', q{
+        INSERT INTO connguard.rules (rule_name, priority, application_name, idle_timeout) VALUES ('precise', 1, 'late', '1 s');
+        SELECT connguard.reload_rules();});
+    my $lateness = sub {
+        my ($node, %extra) = @_;
+        my (@sessions, %idle_at);
+        for (1 .. 50) {
+            my $s = login($node, user => 'app', database => 'postgres', application_name => 'late', %extra);
+            die "refused: $s->{message}" unless $s->{admitted};
+            simple_query($s, 'SELECT 1');
+            $idle_at{ $s->{pid} } = time();
+            push @sessions, $s;
+            sleep(0.02);
+        }
+        my $closed = wait_closed(\@sessions, 10);
+        return map { ($closed->{$_}{at} - $idle_at{$_} - 1.0) * 1000 } keys %$closed;
+    };
+    my @a = $lateness->($with);
+    my @b = $lateness->($without, options => '-c idle_session_timeout=1000');
+    push @rows, ['3. enforcement precision: ms past a 1 s idle limit, 50 staggered sessions (p50 / p99 / max)',
+        sprintf('%.1f / %.1f / %.1f', pct(50, @a), pct(99, @a), pct(100, @a)),
+        sprintf('%.1f / %.1f / %.1f (core idle_session_timeout)', pct(50, @b), pct(99, @b), pct(100, @b)),
+        '', 'p99 <= 20 ms', pct(99, @a) <= 20, sprintf('%d of 50 ended by pg_connguard, %d by the core timeout', scalar @a, scalar @b),
+        'client-side: from ReadyForQuery to the FATAL, less 1 s'];
+}
+
+# --- 4. Cap exactness under a storm: 300 simultaneous logins against a cap of 10.
+{
+    $with->safe_psql('postgres', q{
+        INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections) VALUES ('storm', 1, 'storm', 10);
+        SELECT connguard.reload_rules();});
+    my $storm = sub {
+        my ($node, $user) = @_;
+        my @started = map { [time(), start_login($node, user => $user, database => 'postgres', application_name => 'storm')] } 1 .. 300;
+        my (@in, @out, @admitted);
+        for my $s (@started) {
+            my $r = finish_login($s->[1]);
+            my $ms = (time() - $s->[0]) * 1000;
+            if ($r->{admitted}) { push @in, $ms; push @admitted, $r; } else { push @out, $ms; }
+        }
+        my $peak = $node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storm'});
+        close $_->{socket} for @admitted;
+        return ($peak, scalar @out, \@in, \@out);
+    };
+    my ($pa, $ra, $ina, $outa) = $storm->($with, 'app');
+    sleep(1);
+    my ($pb, $rb, $inb, $outb) = $storm->($without, 'stormer');
+    push @rows, ['4. cap exactness: 300 simultaneous logins, cap 10 — admitted / refused; login ms p50/p99 admitted, refused',
+        sprintf('%d / %d; %.0f/%.0f, %.0f/%.0f', $pa, $ra, pct(50, @$ina), pct(99, @$ina), pct(50, @$outa), pct(99, @$outa)),
+        sprintf('%d / %d; %.0f/%.0f, %.0f/%.0f (role CONNECTION LIMIT 10)', $pb, $rb, pct(50, @$inb), pct(99, @$inb), pct(50, @$outb), pct(99, @$outb)),
+        '', 'admitted = 10', $pa == 10, 'admitted counted in pg_stat_activity while all 300 had answers',
+        'one process opens 300 logins, then reads every answer'];
+}
+
+# --- 5. Worker cost: CPU over 60 s with 500 sessions under 10-minute limits.
+{
+    push @{ $held{with} }, map { login($with, user => 'app', database => 'postgres', application_name => 'pgbench-idle') } 1 .. 200;
+    my $worker = $with->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'});
+    my $ticks = sub { my @f = split ' ', slurp_file("/proc/$worker/stat"); return $f[13] + $f[14]; };
+    my $window = $ENV{BENCH_WORKER_SECONDS} // 60;
+    my $before = $ticks->();
+    sleep($window);
+    my $used = ($ticks->() - $before) / sysconf(_SC_CLK_TCK);
+    my $pct = 100 * $used / $window;
+    my $sessions = $with->safe_psql('postgres', 'SELECT count(*) FROM connguard.sessions');
+    push @rows, ["5a. worker CPU, $window s, $sessions sessions under 10-minute limits (% of one core)",
+        sprintf('%.3f%%', $pct), '', '', '<= 0.1%', $pct <= 0.1,
+        'includes its history sample every 10 s', "/proc/<worker pid>/stat utime+stime"];
+}
+
+# --- 6. View cost: connguard.pool_stats vs the GROUP BY over pg_stat_activity, 500 sessions.
+{
+    my $dir = $with->basedir;
+    PostgreSQL::Test::Utils::append_to_file("$dir/pool_stats.sql", "SELECT * FROM connguard.pool_stats;\n");
+    PostgreSQL::Test::Utils::append_to_file("$dir/group_by.sql",
+        "SELECT datname, usename, application_name, count(*), count(*) FILTER (WHERE state = 'active'), "
+        . "count(*) FILTER (WHERE state = 'idle'), count(*) FILTER (WHERE state = 'idle in transaction'), "
+        . "count(*) FILTER (WHERE wait_event_type = 'Lock'), max(now() - state_change) FILTER (WHERE state = 'idle'), "
+        . "now() - min(xact_start) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3;\n");
+    my (@a, @b);
+    for (1 .. $rounds) {
+        push @a, pgbench_tps($with, '-c', '1', '-f', "$dir/pool_stats.sql");
+        push @b, pgbench_tps($with, '-c', '1', '-f', "$dir/group_by.sql");
+    }
+    my ($a, $b) = (median(@a), median(@b));
+    push @rows, ['6. view cost: SELECT * FROM connguard.pool_stats vs GROUP BY over pg_stat_activity, 500 sessions (queries/s)',
+        sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $a / $b), '>= 1.0 (no slower)', $a / $b >= 1.0, '',
+        "pgbench -n -T $seconds -c 1 -f <query file>"];
+}
+
+close $_->{socket} for map { @$_ } values %held;
+$with->stop;
+$without->stop;
+
+my $cores = `nproc`; chomp $cores;
+my $table = "| measure | with pg_connguard | without / reference | ratio | goal | met | note | how |\n|---|---|---|---|---|---|---|---|\n";
+$table .= '| ' . join(' | ', @$_[0 .. 4], ($_->[5] ? 'yes' : '**no**'), @$_[6 .. 7]) . " |\n" for @rows;
+my $output = $ENV{BENCH_OUTPUT};
+PostgreSQL::Test::Utils::append_to_file($output, "Machine: $cores cores. PostgreSQL " . $with->pg_version . ".\n\n$table") if $output;
+print "\n$table";
+ok(1, 'benchmarks ran');
+done_testing();

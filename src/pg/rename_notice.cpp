@@ -1,0 +1,45 @@
+#include "pg/rename_notice.h"
+
+#include "pg/shared_state.h"
+
+extern "C" {
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+}
+
+namespace connguard::pg {
+namespace {
+
+GucStringAssignHook original_assign = nullptr;
+
+// Runs inside the session whose application_name was just assigned. Assign hooks must
+// not fail: it only compares with its own place and, on a real change, raises a flag and
+// sets the worker's latch (read without the lock: a stale latch is a harmless wake-up).
+void on_application_name_assigned(const char* newval, void* extra) {
+    if (original_assign != nullptr) original_assign(newval, extra);
+    SharedState* state = shared_state();
+    if (state == nullptr || !IsUnderPostmaster || MyProc == nullptr || newval == nullptr) return;
+    const int index = CONNGUARD_MY_PROC_NUMBER();
+    if (index < 0 || index >= state->slot_count) return;
+    const core::SessionSlot& own = state->slots[index];
+    if (!own.in_use || own.pid != MyProcPid || strncmp(own.application, newval, core::kMaxNameBytes) == 0) return;
+    pg_atomic_write_u32(&state->rename_pending, 1);
+    Latch* latch = state->worker_latch;
+    if (latch != nullptr) SetLatch(latch);
+}
+
+}  // namespace
+
+void install_rename_notice() {
+    auto* record = reinterpret_cast<config_string*>(CONNGUARD_FIND_GUC("application_name"));
+    if (record == nullptr || record->gen.vartype != PGC_STRING) {
+        ereport(WARNING, (errmsg("pg_connguard: application_name setting not found; renames into a full group "
+                                 "will not be noticed")));
+        return;
+    }
+    original_assign = record->assign_hook;
+    record->assign_hook = on_application_name_assigned;
+}
+
+}  // namespace connguard::pg

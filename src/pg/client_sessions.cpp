@@ -1,5 +1,7 @@
 #include "pg/client_sessions.h"
 
+#include <algorithm>
+
 extern "C" {
 #include "catalog/pg_type_d.h"
 #include "pgstat.h"
@@ -13,13 +15,25 @@ extern "C" {
 
 namespace connguard::pg {
 
-bool waiting_on_lock(int pid) {
-    const PGPROC* proc = BackendPidGetProc(pid);
-    return proc != nullptr && (proc->wait_event_info & 0xFF000000U) == PG_WAIT_LOCK;
+int lock_waiters(std::int32_t* pids, int capacity) {
+    int count = 0;
+    for (std::uint32_t i = 0; i < ProcGlobal->allProcCount && count < capacity; ++i) {
+        const PGPROC& proc = ProcGlobal->allProcs[i];
+        const int pid = proc.pid;
+        if (pid != 0 && (proc.wait_event_info & 0xFF000000U) == PG_WAIT_LOCK) pids[count++] = pid;
+    }
+    std::sort(pids, pids + count);
+    return count;
+}
+
+bool in_sorted(const std::int32_t* pids, int count, std::int32_t pid) {
+    return std::binary_search(pids, pids + count, pid);
 }
 
 ClientCounts count_client_sessions() {
     ClientCounts counts;
+    std::int32_t* waiters = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * ProcGlobal->allProcCount));
+    const int waiter_count = lock_waiters(waiters, ProcGlobal->allProcCount);
     const int backends = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= backends; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
@@ -33,18 +47,21 @@ ClientCounts count_client_sessions() {
             case STATE_FASTPATH: ++counts.active; break;
             default: break;
         }
-        if (waiting_on_lock(entry->backendStatus.st_procpid)) ++counts.waiting_on_lock;
+        if (in_sorted(waiters, waiter_count, entry->backendStatus.st_procpid)) ++counts.waiting_on_lock;
     }
+    pfree(waiters);
     return counts;
 }
 
 int collect_blockers(std::int32_t* blockers, int capacity) {
     int count = 0;
+    std::int32_t* waiters = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * ProcGlobal->allProcCount));
+    const int waiter_count = lock_waiters(waiters, ProcGlobal->allProcCount);
     const int backends = pgstat_fetch_stat_numbackends();
-    for (int i = 1; i <= backends; ++i) {
+    for (int i = 1; i <= backends && waiter_count > 0; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
         if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND) continue;
-        if (!waiting_on_lock(entry->backendStatus.st_procpid)) continue;
+        if (!in_sorted(waiters, waiter_count, entry->backendStatus.st_procpid)) continue;
         ArrayType* pids =
             DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(entry->backendStatus.st_procpid)));
         Datum* values;
@@ -54,9 +71,10 @@ int collect_blockers(std::int32_t* blockers, int capacity) {
             // pg_blocking_pids also names sessions merely queued ahead for the same lock;
             // those wait themselves and hold nothing the waiter needs.
             const int pid = DatumGetInt32(values[k]);
-            if (!waiting_on_lock(pid)) blockers[count++] = pid;
+            if (!in_sorted(waiters, waiter_count, pid)) blockers[count++] = pid;
         }
     }
+    pfree(waiters);
     return count;
 }
 

@@ -19,8 +19,11 @@ struct ClientCounts {
 
 ClientCounts count_client_sessions();
 
-// Whether the backend with this pid is waiting for a heavyweight lock now.
-bool waiting_on_lock(int pid);
+// Pids of all processes waiting for a heavyweight lock now, sorted; one pass over the
+// PGPROC array, read without locks as pg_stat_activity reads wait events.
+int lock_waiters(std::int32_t* pids, int capacity);
+
+bool in_sorted(const std::int32_t* pids, int count, std::int32_t pid);
 
 // Pids (up to capacity) of sessions holding a lock another client session waits for, and
 // not waiting for a lock themselves (the head of each wait chain).

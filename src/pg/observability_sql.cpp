@@ -17,6 +17,7 @@ extern "C" {
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -152,6 +153,8 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
 
     auto* blockers = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * MaxBackends));
     const int blocker_count = collect_blockers(blockers, MaxBackends);
+    auto* waiters = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * ProcGlobal->allProcCount));
+    const int waiter_count = lock_waiters(waiters, ProcGlobal->allProcCount);
     const bool all_addresses = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
     const core::LimitDefaults defaults = limit_defaults();
     const TimestampTz now = GetCurrentTimestamp();
@@ -207,7 +210,7 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
         row.put_if(reason != nullptr, interval_datum(deadline.limit_us));
         row.put_if(deadline.at != core::kNever, TimestampTzGetDatum(deadline.at));
         row.put(BoolGetDatum(snapshot.blocking));
-        row.put(BoolGetDatum(waiting_on_lock(status.st_procpid)));
+        row.put(BoolGetDatum(in_sorted(waiters, waiter_count, status.st_procpid)));
         row.put(BoolGetDatum(exempt));
         row.put_if(cap >= 0, Int32GetDatum(cap));
         row.put_if(slot != nullptr, Int32GetDatum(slot_index >= 0 ? sizes[slot_index] : 0));

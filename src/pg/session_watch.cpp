@@ -25,9 +25,11 @@ extern "C" {
 namespace connguard::pg {
 namespace {
 
+// A session's name as backend status shows it, copied: the status snapshot is cleared
+// at every transaction end, and handle_rename runs transactions.
 struct LiveName {
     int pid;
-    const char* application;
+    char application[core::kMaxNameBytes + 1];
 };
 
 bool any_cap_configured(SharedState* state) {
@@ -157,7 +159,10 @@ void watch_renamed_sessions(SharedState* state) {
             CONNGUARD_STILL_STARTING(&entry->backendStatus)) {
             continue;
         }
-        live[live_count++] = LiveName{entry->backendStatus.st_procpid, entry->backendStatus.st_appname};
+        LiveName& name = live[live_count++];
+        name.pid = entry->backendStatus.st_procpid;
+        strlcpy(name.application, entry->backendStatus.st_appname != nullptr ? entry->backendStatus.st_appname : "",
+                sizeof name.application);
     }
     std::sort(live, live + live_count, [](const LiveName& a, const LiveName& b) { return a.pid < b.pid; });
 
@@ -166,7 +171,7 @@ void watch_renamed_sessions(SharedState* state) {
         if (!slot.in_use || slot.exempt_login) continue;
         const LiveName* found = std::lower_bound(live, live + live_count, slot.pid,
                                                  [](const LiveName& a, int pid) { return a.pid < pid; });
-        if (found == live + live_count || found->pid != slot.pid || found->application == nullptr) continue;
+        if (found == live + live_count || found->pid != slot.pid) continue;
         if (strcmp(found->application, slot.application) != 0) handle_rename(state, index, slot, found->application);
     }
     pgstat_clear_backend_activity_snapshot();

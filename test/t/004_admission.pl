@@ -222,5 +222,20 @@ for (1 .. 40) {
 is($late->{message}, 'too many connections for application "svc-y"', 'and holds the place of svc-y: a new login there is refused');
 close_all($holder, $mover);
 
+# Many sessions renaming at once: each is re-decided, none is lost, the worker keeps running.
+set_rules(q{INSERT INTO connguard.rules (rule_name, application_name, max_connections, cap_per)
+            VALUES ('crowd', 'crowd-*', 5, 'application')});
+my $worker_before = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'});
+my @crowd = map { login($node, user => 'app', database => 'postgres', application_name => 'before') } 1 .. 40;
+send_query($crowd[$_], "SET application_name = 'crowd-" . ($_ % 4) . "'") for 0 .. 39;
+wait_result($_) for @crowd;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 20 FROM pg_stat_activity WHERE application_name LIKE 'crowd-%'}),
+    '40 sessions renaming at once into 4 groups of 5: 20 stay, 20 are ended');
+is($node->safe_psql('postgres', q{SELECT string_agg(n::text, ',') FROM (SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'crowd-%' GROUP BY application_name) g}),
+    '5,5,5,5', 'each group holds exactly its cap');
+is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'}), $worker_before,
+    'the worker did not restart');
+close_all(@crowd);
+
 $node->stop;
 done_testing();

@@ -138,9 +138,9 @@ bool is_blocker(const std::int32_t* blockers, int count, int pid) {
     return std::find(blockers, blockers + count, pid) != blockers + count;
 }
 
-bool exempt(const core::SessionSlot& slot, int rule) {
+bool exempt(const core::SessionSlot& slot, int rule, List* exempt_roles) {
     if (rule >= 0 && work.rules[rule].mode == core::Mode::kExempt) return true;
-    return (slot.superuser && setting_exempt_superusers) || role_is_exempt(slot.role);
+    return (slot.superuser && setting_exempt_superusers) || role_in(exempt_roles, slot.role);
 }
 
 const char* state_words(core::SessionState state) {
@@ -211,6 +211,7 @@ TimestampTz enforce_idle_limits(SharedState* state) {
     auto* blockers = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * state->slot_count));
     int blocker_count = 0;
     bool blockers_known = false;
+    List* exempt_roles = exempt_role_names();
     work.due_count = 0;
 
     const int backends = pgstat_fetch_stat_numbackends();
@@ -224,7 +225,7 @@ TimestampTz enforce_idle_limits(SharedState* state) {
         const int slot = slot_of(status.st_procpid);
         if (slot < 0) continue;
         const int rule = rule_named(work.slots[slot].rule_name);
-        if (exempt(work.slots[slot], rule)) continue;
+        if (exempt(work.slots[slot], rule, exempt_roles)) continue;
 
         Candidate c;
         c.slot = slot;

@@ -158,6 +158,7 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
     const bool all_addresses = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
     const core::LimitDefaults defaults = limit_defaults();
     const TimestampTz now = GetCurrentTimestamp();
+    List* exempt_roles = exempt_role_names();
 
     const int backends = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= backends; ++i) {
@@ -177,7 +178,7 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
         snapshot.backend_start = status.st_proc_start_timestamp;
         snapshot.blocking = std::find(blockers, blockers + blocker_count, status.st_procpid) != blockers + blocker_count;
         const bool exempt = slot == nullptr || (rule != nullptr && rule->mode == core::Mode::kExempt) ||
-                            (slot->superuser && setting_exempt_superusers) || role_is_exempt(slot->role);
+                            (slot->superuser && setting_exempt_superusers) || role_in(exempt_roles, slot->role);
         const core::Limits limits = core::limits_for(rule, defaults);
         const core::Deadline deadline = exempt ? core::Deadline{} : core::deadline_for(snapshot, limits);
         const std::int32_t cap = rule != nullptr ? rule->max_connections
@@ -327,6 +328,8 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     const TimestampTz loaded_at = state->rules_loaded_at;
     const std::uint64_t dropped = core::ring_dropped(state->event_capacity, state->events_written);
     const TimestampTz reset_at = state->stats_reset_at;
+    const std::uint64_t login_checks = state->login_checks;
+    const double login_check_seconds = state->login_check_seconds;
     LWLockRelease(state->lock);
 
     Row row;
@@ -350,6 +353,8 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     row.put(BoolGetDatum(setting_dry_run));
     row.put(Int64GetDatum(static_cast<int64>(dropped)));
     row.put(TimestampTzGetDatum(reset_at));
+    row.put(Int64GetDatum(static_cast<int64>(login_checks)));
+    row.put_if(login_checks > 0, Float8GetDatum(login_check_seconds * 1e6 / static_cast<double>(login_checks)));
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, row.values, row.nulls)));
 }
 
@@ -425,6 +430,8 @@ extern "C" Datum connguard_reset_stats(PG_FUNCTION_ARGS) {
         }
     }
     state->stats_reset_at = now;
+    state->login_checks = 0;
+    state->login_check_seconds = 0;
     LWLockRelease(state->lock);
     (void)fcinfo;
     PG_RETURN_VOID();

@@ -110,19 +110,20 @@ void define_settings() {
     MarkGUCPrefixReserved("connguard");
 }
 
-bool role_is_exempt(const char* role) {
-    char* list = pstrdup(setting_exempt_roles);
+List* exempt_role_names() {
     List* names = nullptr;
-    bool found = false;
-    if (SplitIdentifierString(list, ',', &names)) {
-        ListCell* cell;
-        foreach (cell, names) {
-            if (strcmp(static_cast<const char*>(lfirst(cell)), role) == 0) found = true;
-        }
-    }
-    list_free(names);
-    pfree(list);
-    return found;
+    if (!SplitIdentifierString(pstrdup(setting_exempt_roles), ',', &names)) return nullptr;
+    return names;
 }
+
+bool role_in(List* names, const char* role) {
+    ListCell* cell;
+    foreach (cell, names) {
+        if (strcmp(static_cast<const char*>(lfirst(cell)), role) == 0) return true;
+    }
+    return false;
+}
+
+bool role_is_exempt(const char* role) { return role_in(exempt_role_names(), role); }
 
 }  // namespace connguard::pg

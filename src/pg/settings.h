@@ -2,6 +2,8 @@
 // through these variables; define_settings() runs once, at preload.
 #pragma once
 
+struct List;
+
 namespace connguard::pg {
 
 extern bool setting_enabled;
@@ -25,5 +27,9 @@ void define_settings();
 
 // Whether `role` is listed in connguard.exempt_roles (as it is set now).
 bool role_is_exempt(const char* role);
+
+// connguard.exempt_roles parsed once, for checking many roles (palloc'd list of names).
+List* exempt_role_names();
+bool role_in(List* names, const char* role);
 
 }  // namespace connguard::pg

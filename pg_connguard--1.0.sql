@@ -191,7 +191,7 @@ CREATE FUNCTION connguard._server_status(
     OUT waiting_on_lock integer, OUT utilization_pct double precision, OUT status text, OUT worker_pid integer,
     OUT worker_last_run timestamptz, OUT rules_loaded integer, OUT rule_set_version bigint,
     OUT rules_loaded_at timestamptz, OUT enabled boolean, OUT dry_run boolean, OUT events_dropped bigint,
-    OUT stats_reset timestamptz)
+    OUT stats_reset timestamptz, OUT login_checks bigint, OUT login_check_avg_us double precision)
 RETURNS record AS 'MODULE_PATHNAME', 'connguard_server_status' LANGUAGE C VOLATILE;
 CREATE VIEW connguard.server_status AS SELECT * FROM connguard._server_status();
 COMMENT ON VIEW connguard.server_status IS
@@ -221,7 +221,7 @@ COMMENT ON VIEW connguard.history IS
 
 CREATE FUNCTION connguard.reset_stats() RETURNS void
     AS 'MODULE_PATHNAME', 'connguard_reset_stats' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION connguard.reset_stats() IS 'Zeroes the counters of rule_stats (live session counts stay)';
+COMMENT ON FUNCTION connguard.reset_stats() IS 'Zeroes the counters of rule_stats and the login check timing of server_status (live session counts stay)';
 
 REVOKE ALL ON FUNCTION connguard._sessions(), connguard._rule_stats(), connguard._server_status(),
     connguard.health(), connguard._events(), connguard._history(), connguard.reset_stats() FROM PUBLIC;

@@ -11,7 +11,10 @@ void copy_clipped(char* target, std::size_t size, std::string_view value) {
 
 }  // namespace
 
-void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision) {
+void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision,
+                        double check_seconds) {
+    ++state->login_checks;
+    state->login_check_seconds += check_seconds;
     if (decision.verdict == core::Verdict::kReject) {
         ++state->total_rejected;
     } else {

@@ -6,8 +6,10 @@
 
 namespace connguard::pg {
 
-// Counts a login decision for rule_name (admitted, rejected, would_reject, peak).
-void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision);
+// Counts a login decision for rule_name (admitted, rejected, would_reject, peak), and the
+// seconds the hook took to reach it.
+void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision,
+                        double check_seconds);
 
 // Counts a session ended (or, with `would`, one that would have been) for rule_name.
 void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would);

@@ -19,6 +19,7 @@ extern "C" {
 #include "common/ip.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
+#include "portability/instr_time.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -72,6 +73,8 @@ void admit_or_refuse(Port* port) {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
     if (index < 0 || index >= state->slot_count) return;
+    instr_time started;
+    INSTR_TIME_SET_CURRENT(started);
 
     const Oid role = get_role_oid(port->user_name, true);
     const bool superuser = OidIsValid(role) && superuser_arg(role);
@@ -121,7 +124,10 @@ void admit_or_refuse(Port* port) {
         state->slots[index].superuser = superuser;
         state->slots[index].role_id = role;
     }
-    count_login_locked(state, rule_name, decision);
+    instr_time elapsed;
+    INSTR_TIME_SET_CURRENT(elapsed);
+    INSTR_TIME_SUBTRACT(elapsed, started);
+    count_login_locked(state, rule_name, decision, INSTR_TIME_GET_DOUBLE(elapsed));
     LWLockRelease(state->lock);
 
     free_memberships(&memberships);

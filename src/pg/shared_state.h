@@ -69,6 +69,11 @@ struct SharedState {
     TimestampTz worker_last_run;
     TimestampTz stats_reset_at;
 
+    // The login hook's own cost since stats_reset_at: logins it decided on, and the time
+    // from entering the hook to deciding (lookups, lock wait, decision), in seconds.
+    std::uint64_t login_checks;
+    double login_check_seconds;
+
     std::int32_t history_capacity;  // connguard.history_size
     std::uint64_t history_written;
     core::HistorySample* history;  // [history_capacity], a ring

@@ -104,9 +104,13 @@ is($node->safe_psql('postgres', q{SELECT detail FROM connguard.events WHERE even
     'rule "one" allows 1 connection; 1 is in use', 'the refusal event carries its detail');
 is($node->safe_psql('postgres', q{SELECT sessions || ' ' || admitted || ' ' || rejected || ' ' || terminated_idle || ' ' || peak FROM connguard.rule_stats WHERE rule_name = 'one'}),
     '1 2 1 1 1', 'rule_stats: 1 session now, 2 admitted, 1 rejected, 1 ended for idleness, peak 1');
+ok($node->safe_psql('postgres', q{SELECT login_checks >= 4 AND login_check_avg_us > 0 AND login_check_avg_us < 100000 FROM connguard.server_status}) eq 't',
+    'server_status times the login checks');
 $node->safe_psql('postgres', 'SELECT connguard.reset_stats()');
 is($node->safe_psql('postgres', q{SELECT sessions || ' ' || admitted || ' ' || rejected || ' ' || terminated_idle || ' ' || peak FROM connguard.rule_stats WHERE rule_name = 'one'}),
     '1 0 0 0 1', 'reset_stats zeroes the counters but not the live count');
+is($node->safe_psql('postgres', q{SELECT login_checks || ' ' || (login_check_avg_us > 0) FROM connguard.server_status}),
+    '2 true', 'and the login timing: the two logins since are the two queries\' own');
 close $survivor->{socket};
 
 # --- History: a row per interval, with churn, kept across a worker restart.

@@ -1,11 +1,15 @@
 #include "login_application.h"
 
-#include <cctype>
-#include <cstdio>
-#include <optional>
+#include <algorithm>
+#include <cstring>
 
 namespace connguard::core {
 namespace {
+
+// The server splits options with isspace() in the C locale: these six.
+bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Single-letter server switches that take a value, as the server's own switch parser
 // knows them: their separate value must be skipped, not read as an option.
@@ -17,7 +21,7 @@ bool is_application_name(std::string_view name) noexcept {
     constexpr std::string_view kName = "application_name";
     if (name.size() != kName.size()) return false;
     for (std::size_t i = 0; i < name.size(); ++i) {
-        char c = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+        char c = ascii_lower(name[i]);
         if (c == '-') c = '_';  // --application-name=... is accepted too
         if (c != kName[i]) return false;
     }
@@ -25,82 +29,101 @@ bool is_application_name(std::string_view name) noexcept {
 }
 
 // "name=value" -> value, when name is application_name.
-std::optional<std::string_view> application_name_setting(std::string_view setting) noexcept {
+bool application_name_setting(std::string_view setting, std::string_view* value) noexcept {
     const std::size_t equals = setting.find('=');
-    if (equals == std::string_view::npos || !is_application_name(setting.substr(0, equals))) return std::nullopt;
-    return setting.substr(equals + 1);
+    if (equals == std::string_view::npos || !is_application_name(setting.substr(0, equals))) return false;
+    *value = setting.substr(equals + 1);
+    return true;
 }
+
+// The raw value found so far; only its first kMaxNameBytes bytes can reach the name,
+// since cleaning never shortens.
+struct RawValue {
+    char bytes[kMaxNameBytes];
+    std::size_t size = 0;
+    void assign(std::string_view value) noexcept {
+        size = std::min(value.size(), kMaxNameBytes);
+        std::memcpy(bytes, value.data(), size);
+    }
+};
 
 }  // namespace
 
-std::vector<std::string> split_startup_options(std::string_view options) {
-    std::vector<std::string> words;
-    std::size_t i = 0;
-    while (i < options.size()) {
-        while (i < options.size() && std::isspace(static_cast<unsigned char>(options[i]))) ++i;
-        if (i == options.size()) break;
-        std::string word;
-        bool escaped = false;
-        for (; i < options.size(); ++i) {
-            const char c = options[i];
-            if (!escaped && std::isspace(static_cast<unsigned char>(c))) break;
-            if (!escaped && c == '\\') {
-                escaped = true;
-            } else {
-                escaped = false;
-                word += c;
-            }
-        }
-        words.push_back(std::move(word));
+bool next_startup_word(std::string_view options, std::size_t* pos, StartupWord* word) noexcept {
+    std::size_t i = *pos;
+    while (i < options.size() && is_space(options[i])) ++i;
+    if (i >= options.size()) {
+        *pos = i;
+        return false;
     }
-    return words;
+    word->length = 0;
+    bool escaped = false;
+    for (; i < options.size(); ++i) {
+        const char c = options[i];
+        if (!escaped && is_space(c)) break;
+        if (!escaped && c == '\\') {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        if (word->length < kWordPrefixBytes) word->text[word->length] = c;
+        ++word->length;
+    }
+    *pos = i;
+    return true;
 }
 
-std::string clean_application_name(std::string_view raw, AsciiCleaning cleaning) {
-    std::string clean;
+ApplicationName clean_application_name(std::string_view raw, AsciiCleaning cleaning) noexcept {
+    ApplicationName name;
+    std::size_t n = 0;
+    auto put = [&](char c) {
+        if (n < kMaxNameBytes) name.text[n++] = c;
+    };
+    static constexpr char kHex[] = "0123456789abcdef";
     for (char c : raw) {
         const auto u = static_cast<unsigned char>(c);
         if (u >= 32 && u <= 126) {
-            clean += c;
+            put(c);
         } else if (cleaning == AsciiCleaning::kQuestionMark) {
-            clean += '?';
+            put('?');
         } else {
-            char escaped[5];
-            std::snprintf(escaped, sizeof escaped, "\\x%02x", u);
-            clean += escaped;
+            put('\\');
+            put('x');
+            put(kHex[u >> 4]);
+            put(kHex[u & 0xf]);
         }
+        if (n == kMaxNameBytes) break;
     }
-    if (clean.size() > kMaxNameBytes) clean.resize(kMaxNameBytes);
-    return clean;
+    name.text[n] = '\0';
+    return name;
 }
 
-std::string login_application_name(std::string_view options, const std::vector<StartupParameter>& parameters,
-                                   AsciiCleaning cleaning) {
-    std::optional<std::string> found;
-    const std::vector<std::string> words = split_startup_options(options);
-    for (std::size_t i = 0; i < words.size(); ++i) {
-        const std::string& word = words[i];
-        if (word.size() < 2 || word[0] != '-') continue;
-        std::optional<std::string_view> setting;
-        if (word[1] == '-') {
-            setting = std::string_view(word).substr(2);
-        } else if (word[1] == 'c') {
-            if (word.size() > 2) {
-                setting = std::string_view(word).substr(2);
-            } else if (i + 1 < words.size()) {
-                setting = std::string_view(words[++i]);
+ApplicationName login_application_name(std::string_view options, const StartupParameter* parameters,
+                                       std::size_t parameter_count, AsciiCleaning cleaning) noexcept {
+    RawValue found;
+    std::size_t pos = 0;
+    StartupWord word;
+    std::string_view value;
+    while (next_startup_word(options, &pos, &word)) {
+        const std::string_view w = word.prefix();
+        if (word.length < 2 || w[0] != '-') continue;
+        if (w[1] == '-') {
+            if (application_name_setting(w.substr(2), &value)) found.assign(value);
+        } else if (w[1] == 'c') {
+            if (word.length > 2) {
+                if (application_name_setting(w.substr(2), &value)) found.assign(value);
+            } else if (next_startup_word(options, &pos, &word)) {
+                if (application_name_setting(word.prefix(), &value)) found.assign(value);
             }
-        } else if (word.size() == 2 && switch_takes_value(word[1])) {
-            ++i;
-        }
-        if (setting) {
-            if (auto value = application_name_setting(*setting)) found = std::string(*value);
+        } else if (word.length == 2 && switch_takes_value(w[1])) {
+            next_startup_word(options, &pos, &word);  // the switch's value
         }
     }
-    for (const auto& [name, value] : parameters) {
-        if (is_application_name(name) && name.find('-') == std::string_view::npos) found = std::string(value);
+    for (std::size_t i = 0; i < parameter_count; ++i) {
+        const StartupParameter& p = parameters[i];
+        if (is_application_name(p.name) && p.name.find('-') == std::string_view::npos) found.assign(p.value);
     }
-    return clean_application_name(found.value_or(""), cleaning);
+    return clean_application_name(std::string_view(found.bytes, found.size), cleaning);
 }
 
 }  // namespace connguard::core

@@ -44,18 +44,19 @@ bool client_address(const Port* port, core::IpAddress* out) {
     return core::parse_ip_address(host, out);
 }
 
+// No C++ allocation here: see core/login_application.h.
 void login_application_name(const Port* port, char* out, std::size_t size) {
     // guc_options alternates names and values.
-    const int n = list_length(port->guc_options);
-    auto* names = static_cast<const char**>(palloc(sizeof(char*) * (n + 1)));
-    for (int i = 0; i < n; ++i) names[i] = static_cast<const char*>(list_nth(port->guc_options, i));
+    const int n = list_length(port->guc_options) / 2;
+    auto* parameters = static_cast<core::StartupParameter*>(palloc(sizeof(core::StartupParameter) * (n + 1)));
+    for (int i = 0; i < n; ++i) {
+        parameters[i].name = static_cast<const char*>(list_nth(port->guc_options, 2 * i));
+        parameters[i].value = static_cast<const char*>(list_nth(port->guc_options, 2 * i + 1));
+    }
     const char* options = port->cmdline_options != nullptr ? port->cmdline_options : "";
-    cpp_call([&] {
-        std::vector<core::StartupParameter> parameters;
-        for (int i = 0; i + 1 < n; i += 2) parameters.emplace_back(names[i], names[i + 1]);
-        copy_text(core::login_application_name(options, parameters, CONNGUARD_ASCII_CLEANING), out, size);
-    });
-    pfree(names);
+    const core::ApplicationName name = core::login_application_name(options, parameters, n, CONNGUARD_ASCII_CLEANING);
+    strlcpy(out, name.text, size);
+    pfree(parameters);
 }
 
 void release_place(int, Datum) {

@@ -8,8 +8,21 @@ using namespace connguard::core;
 namespace {
 std::string app(std::string_view options, std::vector<StartupParameter> parameters = {},
                 AsciiCleaning cleaning = AsciiCleaning::kQuestionMark) {
-    return login_application_name(options, parameters, cleaning);
+    return login_application_name(options, parameters.data(), parameters.size(), cleaning).text;
 }
+
+std::vector<std::string> words_of(std::string_view options) {
+    std::vector<std::string> words;
+    std::size_t pos = 0;
+    StartupWord word;
+    while (next_startup_word(options, &pos, &word)) {
+        EXPECT_EQ(word.length, word.prefix().size()) << "a short word is kept whole";
+        words.emplace_back(word.prefix());
+    }
+    return words;
+}
+
+std::string clean(std::string_view raw, AsciiCleaning cleaning) { return clean_application_name(raw, cleaning).text; }
 }  // namespace
 
 TEST(LoginApplication, NothingGivenIsEmpty) { EXPECT_EQ(app(""), ""); }
@@ -47,17 +60,44 @@ TEST(LoginApplication, SwitchValueIsNotReadAsAnOption) {
 TEST(LoginApplication, BackslashEscapesSpaces) { EXPECT_EQ(app("-c application_name=my\\ app"), "my app"); }
 
 TEST(LoginApplication, SplitLikeTheServer) {
-    EXPECT_EQ(split_startup_options("  -c  a=b\t--x=y\\ z \\\\ "), (std::vector<std::string>{"-c", "a=b", "--x=y z", "\\"}));
-    EXPECT_TRUE(split_startup_options("   ").empty());
+    EXPECT_EQ(words_of("  -c  a=b\t--x=y\\ z \\\\ "), (std::vector<std::string>{"-c", "a=b", "--x=y z", "\\"}));
+    EXPECT_TRUE(words_of("   ").empty());
+    EXPECT_TRUE(words_of("").empty());
 }
 
 TEST(LoginApplication, NonAsciiIsCleanedAsTheServerVersionDoes) {
     EXPECT_EQ(app("", {{"application_name", "caf\xc3\xa9"}}, AsciiCleaning::kQuestionMark), "caf??");
     EXPECT_EQ(app("", {{"application_name", "caf\xc3\xa9"}}, AsciiCleaning::kHexEscape), "caf\\xc3\\xa9");
-    EXPECT_EQ(clean_application_name("tab\there", AsciiCleaning::kQuestionMark), "tab?here");
+    EXPECT_EQ(clean("tab\there", AsciiCleaning::kQuestionMark), "tab?here");
 }
 
 TEST(LoginApplication, ClippedTo63Bytes) {
     EXPECT_EQ(app("", {{"application_name", std::string(100, 'x')}}).size(), 63u);
-    EXPECT_EQ(clean_application_name(std::string(30, '\x01'), AsciiCleaning::kHexEscape).size(), 63u);
+    EXPECT_EQ(clean(std::string(30, '\x01'), AsciiCleaning::kHexEscape).size(), 63u);
+}
+
+TEST(LoginApplication, LongWordsAreMeasuredWholeAndKeptInPart) {
+    const std::string long_word = "--application_name=" + std::string(500, 'v');
+    std::size_t pos = 0;
+    StartupWord word;
+    ASSERT_TRUE(next_startup_word(long_word + " next", &pos, &word));
+    EXPECT_EQ(word.length, long_word.size());
+    EXPECT_EQ(word.prefix(), std::string_view(long_word).substr(0, kWordPrefixBytes));
+    ASSERT_TRUE(next_startup_word(long_word + " next", &pos, &word));
+    EXPECT_EQ(word.prefix(), "next");
+    EXPECT_EQ(app(long_word), std::string(63, 'v')) << "a long value is clipped like any other";
+    EXPECT_EQ(app(std::string(300, 'x') + " -c application_name=etl"), "etl");
+    EXPECT_EQ(app("-c " + std::string(200, 'x') + "application_name=no"), "") << "a long name is no application_name";
+}
+
+TEST(LoginApplication, ValueOfASeparateWordIsCopiedBeforeTheNextWordIsRead) {
+    EXPECT_EQ(app("-c application_name=first -c work_mem=1MB"), "first");
+    EXPECT_EQ(app("-c application_name=first -d 5 trailing words"), "first");
+}
+
+TEST(LoginApplication, HexEscapeIsClippedAt63BytesLikeAnyText) {
+    std::string expected;
+    for (int i = 0; i < 15; ++i) expected += "\\x01";
+    expected += "\\x0";  // 15 whole escapes are 60 bytes; 3 of the 16th fit
+    EXPECT_EQ(clean(std::string(16, '\x01'), AsciiCleaning::kHexEscape), expected);
 }

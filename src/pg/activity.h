@@ -7,7 +7,7 @@
 namespace connguard::pg {
 
 // Counts a login decision for rule_name (admitted, rejected, would_reject, peak), and the
-// seconds the hook took to reach it.
+// CPU seconds the hook took to reach it.
 void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision,
                         double check_seconds);
 

@@ -69,8 +69,8 @@ struct SharedState {
     TimestampTz worker_last_run;
     TimestampTz stats_reset_at;
 
-    // The login hook's own cost since stats_reset_at: logins it decided on, and the time
-    // from entering the hook to deciding (lookups, lock wait, decision), in seconds.
+    // The login hook's own cost since stats_reset_at: logins it decided on, and the CPU
+    // time from entering the hook to deciding (lookups and decision), in seconds.
     std::uint64_t login_checks;
     double login_check_seconds;
 

@@ -2,7 +2,7 @@
 # Runs pg_connguard's benchmarks on this machine and prints a table of ratios measured
 # side by side in one run: the core's hot paths (Google Benchmark), then two local
 # clusters, with and without the library, under pgbench and purpose-built loads.
-# Takes about 4 minutes. BENCH_SECONDS (per pgbench run), BENCH_ROUNDS and
+# Takes about 6 minutes. BENCH_SECONDS (per pgbench run), BENCH_ROUNDS and
 # BENCH_WORKER_SECONDS shorten it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,3 +25,4 @@ as_server_user env PATH="$PG_BIN:$PATH" PERL5LIB="$pgxs_perl" PG_REGRESS="$pgxs_
 echo
 cat "$results"
 grep -E "^(Classify|Admission|Deadlines)" "$root/build/bench/core_bench.txt" | awk '{printf "core: %s %s %s per iteration\n", $1, $2, $3}'
+rm -rf "$copy"

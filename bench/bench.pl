@@ -80,7 +80,9 @@ sub side_by_side {
         }
     }
     my @ratios = map { $a[$_] / $b[$_] } 0 .. $#a;
-    return (median(@a), median(@b), median(@ratios), pct(25, @ratios), pct(75, @ratios));
+    # The machine's own noise: the server without the library against itself, run after run.
+    my @same = map { $b[$_] / $b[$_ + 1] } 0 .. $#b - 1;
+    return (median(@a), median(@b), median(@ratios), pct(25, @ratios), pct(75, @ratios), pct(25, @same), pct(75, @same));
 }
 
 # --- 1. Login cost.
@@ -91,11 +93,11 @@ sub side_by_side {
     # paired runs (four times the rounds, half as long), and the spread of their ratios.
     my $pairs = 4 * $rounds;
     local $ENV{RUN_SECONDS} = $seconds / 2;
-    my ($a, $b, $ratio, $q1, $q3) = side_by_side($pairs, @args);
+    my ($a, $b, $ratio, $q1, $q3, $s1, $s3) = side_by_side($pairs, @args);
     my ($checks, $hook_us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, round(login_check_avg_us::numeric, 1) FROM connguard.server_status');
     push @rows, ['1. login cost: pgbench -C -S TPS, 100 rules and 300 other sessions present',
         sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $ratio), '>= 0.98', $ratio >= 0.98,
-        sprintf('the hook itself: %s µs of CPU per login (server_status.login_check_avg_us over %d logins); ratio: median of %d paired runs, middle half %.3f-%.3f', $hook_us, $checks, $pairs, $q1, $q3),
+        sprintf('the hook itself: %s µs of CPU per login (server_status.login_check_avg_us over %d logins); ratio: median of %d paired runs, middle half %.3f-%.3f; the server without it against itself, run after run: middle half %.3f-%.3f', $hook_us, $checks, $pairs, $q1, $q3, $s1, $s3),
         sprintf('pgbench -n -T %g -C -S -c 4 -j 2', $seconds / 2)];
 }
 

@@ -6,23 +6,23 @@ extern "C" {
 
 namespace connguard::pg {
 
-void allocate_memberships(SharedState* state, Memberships* m) {
-    m->version = 0;
-    m->count = 0;
-    m->groups = static_cast<char(*)[NAMEDATALEN]>(palloc(sizeof(char[NAMEDATALEN]) * state->rule_capacity));
-    m->member = static_cast<bool*>(palloc(sizeof(bool) * state->rule_capacity));
-}
-
 void free_memberships(Memberships* m) {
-    pfree(m->groups);
-    pfree(m->member);
+    if (m->groups != nullptr) pfree(m->groups);
+    if (m->member != nullptr) pfree(m->member);
 }
 
 void compute_memberships(SharedState* state, Oid role, Memberships* m) {
     LWLockAcquire(state->lock, LW_SHARED);
+    if (state->group_rule_count > 0 && m->groups == nullptr) {
+        LWLockRelease(state->lock);
+        m->groups = static_cast<char(*)[NAMEDATALEN]>(
+            MemoryContextAlloc(m->context, sizeof(char[NAMEDATALEN]) * state->rule_capacity));
+        m->member = static_cast<bool*>(MemoryContextAlloc(m->context, sizeof(bool) * state->rule_capacity));
+        LWLockAcquire(state->lock, LW_SHARED);
+    }
     m->version = state->rule_set_version;
     m->count = 0;
-    for (int i = 0; i < state->rule_count; ++i) {
+    for (int i = 0; i < state->rule_count && state->group_rule_count > 0; ++i) {
         const std::string_view group = state->rules[i].group_name();
         if (group.empty()) continue;
         const std::size_t n = Min(group.size(), static_cast<std::size_t>(NAMEDATALEN - 1));

@@ -8,16 +8,19 @@
 namespace connguard::pg {
 
 struct Memberships {
-    std::uint64_t version;  // the rule set the groups were taken from
-    int count;
-    char (*groups)[NAMEDATALEN];
-    bool* member;
+    std::uint64_t version = 0;  // the rule set the groups were taken from
+    int count = 0;
+    char (*groups)[NAMEDATALEN] = nullptr;  // [rule capacity], allocated once a rule set names a group
+    bool* member = nullptr;
+    // Where the arrays go: the context current where the Memberships is declared, so
+    // they outlive a transaction the caller starts afterwards for the lookups.
+    MemoryContext context = CurrentMemoryContext;
 };
 
-void allocate_memberships(SharedState* state, Memberships* memberships);
 void free_memberships(Memberships* memberships);
 
-// Needs a transaction (catalog lookups). Takes the lock shared, briefly, to read the groups.
+// Needs a transaction (catalog lookups). Takes the lock shared, briefly, to read the
+// groups; allocates (with no lock held) only when the rule set names a group at all.
 void compute_memberships(SharedState* state, Oid role, Memberships* memberships);
 
 // core::SessionKey::is_member_of callback; context is a Memberships.

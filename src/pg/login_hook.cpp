@@ -16,21 +16,36 @@
 #include "pg/shared_state.h"
 
 extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "common/ip.h"
 #include "libpq/auth.h"
 #include "libpq/libpq-be.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 }
 
 namespace connguard::pg {
 namespace {
 
 ClientAuthentication_hook_type previous_hook = nullptr;
-bool release_registered = false;
+
+// The login role's OID (InvalidOid if it does not exist) and whether it is a superuser,
+// from the one pg_authid entry authentication already looked up by name: asking
+// superuser_arg() instead would fill a second catalog cache at this point.
+Oid login_role(const char* name, bool* superuser) {
+    *superuser = false;
+    HeapTuple tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(name));
+    if (!HeapTupleIsValid(tuple)) return InvalidOid;
+    const auto* form = reinterpret_cast<Form_pg_authid>(GETSTRUCT(tuple));
+    const Oid role = form->oid;
+    *superuser = form->rolsuper;
+    ReleaseSysCache(tuple);
+    return role;
+}
 
 // The client's address, or false for a Unix-socket (or unknown) connection.
 bool client_address(const Port* port, core::IpAddress* out) {
@@ -83,8 +98,8 @@ void admit_or_refuse(Port* port) {
     if (index < 0 || index >= state->slot_count) return;
     const double started = cpu_seconds();
 
-    const Oid role = get_role_oid(port->user_name, true);
-    const bool superuser = OidIsValid(role) && superuser_arg(role);
+    bool superuser = false;
+    const Oid role = login_role(port->user_name, &superuser);
     const bool exempt = (setting_exempt_superusers && superuser) || role_is_exempt(port->user_name);
     char application[core::kMaxNameBytes + 1];
     login_application_name(port, application, sizeof application);
@@ -92,7 +107,6 @@ void admit_or_refuse(Port* port) {
     const bool tcp = client_address(port, &address);
 
     Memberships memberships;
-    allocate_memberships(state, &memberships);
 
     core::SessionKey session;
     session.database = port->database_name;
@@ -109,10 +123,7 @@ void admit_or_refuse(Port* port) {
     char message[256] = "";
     char detail[192] = "";
 
-    if (!release_registered) {
-        before_shmem_exit(release_place, 0);
-        release_registered = true;
-    }
+    before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
     compute_memberships(state, role, &memberships);
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);

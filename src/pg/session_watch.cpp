@@ -44,7 +44,6 @@ bool any_cap_configured(SharedState* state) {
 
 void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
     Memberships memberships;
-    allocate_memberships(state, &memberships);
     StartTransactionCommand();
     compute_memberships(state, seen.role_id, &memberships);
     CommitTransactionCommand();
@@ -110,7 +109,6 @@ void reclassify_sessions(SharedState* state) {
     LWLockRelease(state->lock);
 
     Memberships memberships;
-    allocate_memberships(state, &memberships);
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
     StartTransactionCommand();  // for the role lookups of "+group" rules
     for (int index = 0; index < state->slot_count; ++index) {

@@ -106,9 +106,12 @@ std::uint64_t request_rule_reload(SharedState* state) {
 
 void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count) {
     const TimestampTz now = GetCurrentTimestamp();
+    int groups = 0;
+    for (int i = 0; i < count; ++i) groups += rules[i].group_name().empty() ? 0 : 1;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
     state->rule_count = count;
+    state->group_rule_count = groups;
     state->rule_set_version += 1;
     state->rules_loaded_at = now;
     state->last_load.generation = Max(state->last_load.generation, generation);

@@ -237,5 +237,30 @@ is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend
     'the worker did not restart');
 close_all(@crowd);
 
+# --- "+group" rules: membership is looked up at login, and again by the worker for the
+# sessions already there when such a rule arrives.
+$node->safe_psql('postgres', q{
+CREATE ROLE team NOLOGIN;
+CREATE ROLE member1 LOGIN IN ROLE team;
+CREATE ROLE member2 LOGIN IN ROLE team;
+CREATE ROLE outsider LOGIN;
+});
+set_rules('');
+my $early = login($node, user => 'member1', database => 'postgres', application_name => 'early');
+ok($early->{admitted}, 'a member of team logs in while no rule names the group');
+set_rules(q{INSERT INTO connguard.rules (rule_name, role_name, max_connections) VALUES ('team-cap', '+team', 2)});
+ok($node->poll_query_until('postgres', "SELECT rule_name = 'team-cap' FROM connguard.sessions WHERE pid = $early->{pid}"),
+    'the worker moves that session into the new "+team" rule');
+my $member2 = login($node, user => 'member2', database => 'postgres');
+ok($member2->{admitted}, 'another member takes the second place');
+my $member3 = login($node, user => 'member1', database => 'postgres');
+is($member3->{message}, 'too many connections for rule "team-cap"', 'a third member is refused');
+is($member3->{detail}, 'rule "team-cap" allows 2 connections; 2 are in use', 'and the detail counts both members');
+my $outsider = login($node, user => 'outsider', database => 'postgres');
+ok($outsider->{admitted}, 'a role outside the group is not counted against it');
+is($node->safe_psql('postgres', "SELECT rule_name FROM connguard.sessions WHERE pid = $outsider->{pid}"), '(default)',
+    'and matches no rule');
+close_all($early, $member2, $outsider);
+
 $node->stop;
 done_testing();

@@ -14,7 +14,7 @@ PG_CPPFLAGS = -I$(CURDIR)/src -isystem $(PG_INCLUDEDIR_SERVER)
 # -MMD -MP: objects are rebuilt when a header they include changes.
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-initializers -fno-strict-aliasing \
               -MMD -MP
-SHLIB_LINK += -lstdc++
+SHLIB_LINK += -lstdc++ -Wl,--version-script=$(CURDIR)/src/pg/exports.map
 
 REGRESS = rules_validation active_rules observability
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(CURDIR)/test/regress.conf --load-extension=pg_connguard
@@ -30,3 +30,6 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 -include $(OBJS:.o=.d)
+
+# The library is relinked when what it exports changes.
+$(MODULE_big)$(DLSUFFIX): src/pg/exports.map

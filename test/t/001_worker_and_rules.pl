@@ -1,5 +1,5 @@
 # The background worker and the rules it loads: start, reload on commit, restart after
-# SIGTERM, a database or table that disappears, pg_dump of the rules.
+# SIGTERM, a database or table that disappears, pg_dump of the rules; what the library exports.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -120,6 +120,15 @@ $node->safe_psql('guard', 'CREATE EXTENSION pg_connguard');
 $node->safe_psql('guard', "INSERT INTO connguard.rules (rule_name) VALUES ('reborn')");
 ok($node->poll_query_until('postgres', "SELECT string_agg(rule_name, ',') = 'reborn' FROM connguard.active_rules"),
     'rules from the recreated database replace the last good ones');
+
+# --- The library exports only what PostgreSQL looks up by name (src/pg/exports.map):
+# its C++ internals cannot clash with another library loaded into the server.
+my ($exports) = run_command(['nm', '-D', '--defined-only', $node->config_data('--pkglibdir') . '/pg_connguard.so']);
+my @exported = map { (split ' ')[2] } grep { /\S/ } split /\n/, $exports;
+ok(scalar(grep { $_ eq 'connguard_worker_main' } @exported) && scalar(grep { $_ eq '_PG_init' } @exported),
+    'the worker entry point and _PG_init are exported');
+is(join(' ', grep { !/^(Pg_magic_func|_PG_init|connguard_\w+|pg_finfo_connguard_\w+)$/ } @exported), '',
+    'nothing else is');
 
 $node->stop;
 done_testing();

@@ -56,33 +56,60 @@ for my $side (['with', $with], ['without', $without]) {
     $held{$name} = [ map { login($node, user => 'app', database => 'postgres', application_name => 'other') } 1 .. 300 ];
 }
 
-sub pgbench_tps {
+sub pgbench_run {
     my ($node, @args) = @_;
     my $run_seconds = $ENV{RUN_SECONDS} // $seconds;
     my ($out, $err) = run_command(['pgbench', '-n', '-T', $run_seconds, '-h', $node->host, '-p', $node->port, @args, 'postgres']);
     my ($tps) = $out =~ /tps = ([0-9.]+)/ or die "pgbench failed: $err";
-    return $tps;
+    my ($transactions) = $out =~ /number of transactions actually processed: (\d+)/;
+    return ($tps, $transactions);
+}
+sub pgbench_tps { my ($tps) = pgbench_run(@_); return $tps; }
+
+# CPU seconds used by the server's processes that have ended so far: the postmaster's
+# cutime + cstime, which add up every backend it has reaped.
+sub ended_processes_cpu {
+    my ($node) = @_;
+    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    return ($f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
 }
 
-# Alternating A B B A ... so that neither side always runs first. Returns the median TPS
+# After a short warm-up run on each side, alternating A B B A ... so that neither side
+# always runs first. Returns the median TPS
 # of each side and the median of the per-round ratios (a round's two runs are adjacent in
-# time, so the machine's drift cancels out of their ratio).
+# time, so the machine's drift cancels out of their ratio), their middle half, the
+# server without the library against itself run after run (the machine's own noise),
+# and each server's CPU per transaction in microseconds (its backends, which exit at
+# the end of each run; with -C that is one whole login each).
 sub side_by_side {
     my ($round_count, @args) = @_;
-    my (@a, @b);
+    my (@a, @b, $ta, $tb);
+    { local $ENV{RUN_SECONDS} = 2; pgbench_run($_, @args) for $with, $without; }  # warm-up, not counted
+    sleep(1);
+    my ($cpu_a, $cpu_b) = (ended_processes_cpu($with), ended_processes_cpu($without));
+    my $run_a = sub { my ($tps, $n) = pgbench_run($with, @args); push @a, $tps; $ta += $n; };
+    my $run_b = sub { my ($tps, $n) = pgbench_run($without, @args); push @b, $tps; $tb += $n; };
     for my $round (1 .. $round_count) {
-        if ($round % 2) {
-            push @a, pgbench_tps($with, @args);
-            push @b, pgbench_tps($without, @args);
-        } else {
-            push @b, pgbench_tps($without, @args);
-            push @a, pgbench_tps($with, @args);
-        }
+        if ($round % 2) { $run_a->(); $run_b->(); } else { $run_b->(); $run_a->(); }
     }
+    sleep(1);  # the last run's backends are reaped
     my @ratios = map { $a[$_] / $b[$_] } 0 .. $#a;
-    # The machine's own noise: the server without the library against itself, run after run.
     my @same = map { $b[$_] / $b[$_ + 1] } 0 .. $#b - 1;
-    return (median(@a), median(@b), median(@ratios), pct(25, @ratios), pct(75, @ratios), pct(25, @same), pct(75, @same));
+    return {
+        a => median(@a), b => median(@b), ratio => median(@ratios), q1 => pct(25, @ratios), q3 => pct(75, @ratios),
+        s1 => pct(25, @same), s3 => pct(75, @same), pairs => $round_count,
+        cpu_a => 1e6 * (ended_processes_cpu($with) - $cpu_a) / $ta,
+        cpu_b => 1e6 * (ended_processes_cpu($without) - $cpu_b) / $tb,
+    };
+}
+
+# The spread of a side_by_side result, for a row's note.
+sub spread {
+    my ($r, $unit) = @_;
+    return sprintf('ratio: median of %d paired runs, middle half %.3f-%.3f; the server without it against itself, '
+        . 'run after run: middle half %.3f-%.3f; server CPU per %s: %.0f µs with, %.0f µs without',
+        $r->{pairs}, $r->{q1}, $r->{q3}, $r->{s1}, $r->{s3}, $unit, $r->{cpu_a}, $r->{cpu_b});
 }
 
 # --- 1. Login cost.
@@ -91,21 +118,20 @@ sub side_by_side {
     $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
     # Logins are few per second on a small machine and their rate drifts: many short
     # paired runs (four times the rounds, half as long), and the spread of their ratios.
-    my $pairs = 4 * $rounds;
     local $ENV{RUN_SECONDS} = $seconds / 2;
-    my ($a, $b, $ratio, $q1, $q3, $s1, $s3) = side_by_side($pairs, @args);
+    my $r = side_by_side(4 * $rounds, @args);
     my ($checks, $hook_us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, round(login_check_avg_us::numeric, 1) FROM connguard.server_status');
     push @rows, ['1. login cost: pgbench -C -S TPS, 100 rules and 300 other sessions present',
-        sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $ratio), '>= 0.98', $ratio >= 0.98,
-        sprintf('the hook itself: %s µs of CPU per login (server_status.login_check_avg_us over %d logins); ratio: median of %d paired runs, middle half %.3f-%.3f; the server without it against itself, run after run: middle half %.3f-%.3f', $hook_us, $checks, $pairs, $q1, $q3, $s1, $s3),
+        sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}), sprintf('%.3f', $r->{ratio}), '>= 0.98', $r->{ratio} >= 0.98,
+        sprintf('the hook itself: %s µs of CPU per login (server_status.login_check_avg_us over %d logins); ', $hook_us, $checks)
+            . spread($r, 'login'),
         sprintf('pgbench -n -T %g -C -S -c 4 -j 2', $seconds / 2)];
 }
 
 # --- 2. Query path.
 {
     my @args = ('-S', '-c', '8', '-j', '2');
-    my $pairs = 2 * $rounds;
-    my ($a, $b, $ratio, $q1, $q3, $s1, $s3) = do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side($pairs, @args) };
+    my $r = do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side(2 * $rounds, @args) };
     my $note = '';
     if (-x '/usr/sbin/pgbouncer') {
         my $port = PostgreSQL::Test::Cluster::get_free_port();
@@ -123,14 +149,13 @@ sub side_by_side {
             ($out =~ /tps = ([0-9.]+)/)[0] // 0 } 1 .. $rounds;
         my $c = median(@c);
         $bouncer->kill_kill;
-        $note = sprintf('through PgBouncer (transaction mode) instead: %.0f TPS, %.3f of direct', $c, $c / $b);
+        $note = sprintf('through PgBouncer (transaction mode) instead: %.0f TPS, %.3f of direct', $c, $c / $r->{b});
     } else {
         $note = 'PgBouncer reference skipped: package pgbouncer not installed';
     }
-    $note .= sprintf('; ratio: median of %d paired runs, middle half %.3f-%.3f; the server without it against itself: %.3f-%.3f',
-        $pairs, $q1, $q3, $s1, $s3);
-    push @rows, ['2. query path: pgbench -S -c 8 TPS', sprintf('%.0f', $a), sprintf('%.0f', $b),
-        sprintf('%.3f', $ratio), '>= 0.99', $ratio >= 0.99, $note, sprintf('pgbench -n -T %g -S -c 8 -j 2', $seconds / 2)];
+    $note .= '; ' . spread($r, 'query');
+    push @rows, ['2. query path: pgbench -S -c 8 TPS', sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}),
+        sprintf('%.3f', $r->{ratio}), '>= 0.99', $r->{ratio} >= 0.99, $note, sprintf('pgbench -n -T %g -S -c 8 -j 2', $seconds / 2)];
 }
 
 # --- 3. Enforcement precision: lateness past a 1 s idle limit, 50 staggered sessions.

@@ -15,7 +15,7 @@ use lib "$FindBin::Bin/../test/perl";
 use ConnguardLogin;
 
 my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run
-my $rounds = $ENV{BENCH_ROUNDS} // 3;     # alternating runs per side; the median is kept
+my $rounds = $ENV{BENCH_ROUNDS} // 6;     # paired runs: 4x this for logins, 2x for queries, 1x for views
 my @rows;
 
 sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
@@ -30,7 +30,7 @@ max_connections = 600
 shared_buffers = 128MB
 log_min_messages = warning
 listen_addresses = '127.0.0.1'
-} . ($preload ? "shared_preload_libraries = 'pg_connguard'\n" : ''));
+shared_preload_libraries = } . ($preload ? "'pg_connguard'" : "''") . "\n");
     $node->start;
     $node->command_ok(['pgbench', '-i', '-q', '-s', '5', '-h', $node->host, '-p', $node->port, 'postgres'], "pgbench -i on $name");
     $node->safe_psql('postgres', 'CREATE ROLE app LOGIN; CREATE ROLE stormer LOGIN CONNECTION LIMIT 10');
@@ -39,21 +39,42 @@ listen_addresses = '127.0.0.1'
 
 my $with = node('with', 1);
 my $without = node('without', 0);
-$with->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
-# 100 rules: 99 that a pgbench session is tried against and does not match, then its own.
-$with->safe_psql('postgres', q{
+# On both clusters, so that either can be the one with the library (rows 1 and 2 swap
+# them halfway): 100 rules, 99 that a pgbench session is tried against and does not
+# match, then its own.
+for my $node ($with, $without) {
+    $node->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
+    $node->safe_psql('postgres', q{
 INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, idle_timeout)
 SELECT 'svc-' || i, i, 'svc-' || i || '-*', 50, 'application', '10 min' FROM generate_series(1, 99) i;
 INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, idle_timeout, idle_in_transaction_timeout)
 VALUES ('pgbench', 100, 'pgbench*', 1000, 'application', '10 min', '10 min');
-SELECT connguard.reload_rules();
 });
+}
+$with->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 
 # 300 other sessions present on each server.
 my %held;
-for my $side (['with', $with], ['without', $without]) {
-    my ($name, $node) = @$side;
-    $held{$name} = [ map { login($node, user => 'app', database => 'postgres', application_name => 'other') } 1 .. 300 ];
+sub hold_sessions {
+    for my $side (['with', $with], ['without', $without]) {
+        my ($name, $node) = @$side;
+        $held{$name} = [ map { login($node, user => 'app', database => 'postgres', application_name => 'other') } 1 .. 300 ];
+    }
+}
+hold_sessions();
+
+# Moves the library to the other cluster: both restart, the one that gains it loads its
+# rules, and each gets its 300 other sessions again. Two clusters never run at exactly
+# the same speed on a shared machine (where their memory lies, for one); a ratio taken
+# half with the library on each cancels that out.
+sub swap_library {
+    close $_->{socket} for map { @$_ } values %held;
+    $with->adjust_conf('postgresql.conf', 'shared_preload_libraries', "''");
+    $without->adjust_conf('postgresql.conf', 'shared_preload_libraries', "'pg_connguard'");
+    $_->restart for $with, $without;
+    ($with, $without) = ($without, $with);
+    $with->safe_psql('postgres', 'SELECT connguard.reload_rules()');
+    hold_sessions();
 }
 
 sub pgbench_run {
@@ -76,62 +97,84 @@ sub ended_processes_cpu {
 }
 
 # After a short warm-up run on each side, alternating A B B A ... so that neither side
-# always runs first. Returns the median TPS
-# of each side and the median of the per-round ratios (a round's two runs are adjacent in
-# time, so the machine's drift cancels out of their ratio), their middle half, the
-# server without the library against itself run after run (the machine's own noise),
-# and each server's CPU per transaction in microseconds (its backends, which exit at
-# the end of each run; with -C that is one whole login each).
+# always runs first. Returns each side's TPS run by run and the CPU its backends used
+# (they exit at the end of each run; with -C each is one whole login).
 sub side_by_side {
     my ($round_count, @args) = @_;
-    my (@a, @b, $ta, $tb);
+    my %r = (a => [], b => [], ta => 0, tb => 0);
     { local $ENV{RUN_SECONDS} = 2; pgbench_run($_, @args) for $with, $without; }  # warm-up, not counted
     sleep(1);
     my ($cpu_a, $cpu_b) = (ended_processes_cpu($with), ended_processes_cpu($without));
-    my $run_a = sub { my ($tps, $n) = pgbench_run($with, @args); push @a, $tps; $ta += $n; };
-    my $run_b = sub { my ($tps, $n) = pgbench_run($without, @args); push @b, $tps; $tb += $n; };
+    my $run_a = sub { my ($tps, $n) = pgbench_run($with, @args); push @{ $r{a} }, $tps; $r{ta} += $n; };
+    my $run_b = sub { my ($tps, $n) = pgbench_run($without, @args); push @{ $r{b} }, $tps; $r{tb} += $n; };
     for my $round (1 .. $round_count) {
         if ($round % 2) { $run_a->(); $run_b->(); } else { $run_b->(); $run_a->(); }
     }
     sleep(1);  # the last run's backends are reaped
-    my @ratios = map { $a[$_] / $b[$_] } 0 .. $#a;
-    my @same = map { $b[$_] / $b[$_ + 1] } 0 .. $#b - 1;
+    $r{cpu_a} = ended_processes_cpu($with) - $cpu_a;
+    $r{cpu_b} = ended_processes_cpu($without) - $cpu_b;
+    return \%r;
+}
+
+# Merges the halves of a row: the median TPS of each side, the median of the per-round
+# ratios (a round's two runs are adjacent in time, so the machine's drift cancels out of
+# their ratio) and their middle half, the server without the library against itself run
+# after run (the machine's own noise), and each side's server CPU per transaction (µs).
+sub summarize {
+    my (@a, @b, @ratios, @same, %sum);
+    for my $h (@_) {
+        push @a, @{ $h->{a} };
+        push @b, @{ $h->{b} };
+        push @ratios, map { $h->{a}[$_] / $h->{b}[$_] } 0 .. $#{ $h->{a} };
+        push @same, map { $h->{b}[$_] / $h->{b}[$_ + 1] } 0 .. $#{ $h->{b} } - 1;
+        $sum{$_} += $h->{$_} for qw(cpu_a cpu_b ta tb);
+    }
     return {
         a => median(@a), b => median(@b), ratio => median(@ratios), q1 => pct(25, @ratios), q3 => pct(75, @ratios),
-        s1 => pct(25, @same), s3 => pct(75, @same), pairs => $round_count,
-        cpu_a => 1e6 * (ended_processes_cpu($with) - $cpu_a) / $ta,
-        cpu_b => 1e6 * (ended_processes_cpu($without) - $cpu_b) / $tb,
+        s1 => pct(25, @same), s3 => pct(75, @same), pairs => scalar @ratios,
+        cpu_a => 1e6 * $sum{cpu_a} / $sum{ta}, cpu_b => 1e6 * $sum{cpu_b} / $sum{tb},
     };
 }
 
-# The spread of a side_by_side result, for a row's note.
+# The spread of a summarized row, for its note.
 sub spread {
     my ($r, $unit) = @_;
-    return sprintf('ratio: median of %d paired runs, middle half %.3f-%.3f; the server without it against itself, '
-        . 'run after run: middle half %.3f-%.3f; server CPU per %s: %.0f µs with, %.0f µs without',
+    return sprintf('ratio: median of %d paired runs, half with the library on each cluster, middle half %.3f-%.3f; '
+        . 'the server without it against itself, run after run: middle half %.3f-%.3f; server CPU per %s: %.0f µs with, %.0f µs without',
         $r->{pairs}, $r->{q1}, $r->{q3}, $r->{s1}, $r->{s3}, $unit, $r->{cpu_a}, $r->{cpu_b});
 }
 
+# --- 1 and 2, run in two halves with the library swapped between the clusters.
+my @login_args = ('-C', '-S', '-c', '4', '-j', '2');
+my @query_args = ('-S', '-c', '8', '-j', '2');
+my (@login_halves, @query_halves, $checks, $check_seconds);
+for my $half (1, 2) {
+    swap_library() if $half == 2;
+    # Logins are few per second on a small machine and their rate drifts: many short
+    # paired runs (four times the rounds in all, half as long).
+    $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
+    push @login_halves, do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side(2 * $rounds, @login_args) };
+    my ($n, $us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, login_check_avg_us FROM connguard.server_status');
+    $checks += $n;
+    $check_seconds += $n * $us / 1e6;
+    push @query_halves, do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side($rounds, @query_args) };
+}
+swap_library();  # back: the rows below use the first cluster's setup
+
 # --- 1. Login cost.
 {
-    my @args = ('-C', '-S', '-c', '4', '-j', '2');
-    $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
-    # Logins are few per second on a small machine and their rate drifts: many short
-    # paired runs (four times the rounds, half as long), and the spread of their ratios.
-    local $ENV{RUN_SECONDS} = $seconds / 2;
-    my $r = side_by_side(4 * $rounds, @args);
-    my ($checks, $hook_us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, round(login_check_avg_us::numeric, 1) FROM connguard.server_status');
+    my $r = summarize(@login_halves);
     push @rows, ['1. login cost: pgbench -C -S TPS, 100 rules and 300 other sessions present',
         sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}), sprintf('%.3f', $r->{ratio}), '>= 0.98', $r->{ratio} >= 0.98,
-        sprintf('the hook itself: %s µs of CPU per login (server_status.login_check_avg_us over %d logins); ', $hook_us, $checks)
-            . spread($r, 'login'),
+        sprintf('the hook itself: %.1f µs of CPU per login (server_status.login_check_avg_us over %d logins); ',
+            1e6 * $check_seconds / $checks, $checks) . spread($r, 'login'),
         sprintf('pgbench -n -T %g -C -S -c 4 -j 2', $seconds / 2)];
 }
 
 # --- 2. Query path.
 {
-    my @args = ('-S', '-c', '8', '-j', '2');
-    my $r = do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side(2 * $rounds, @args) };
+    my @args = @query_args;
+    my $r = summarize(@query_halves);
     my $note = '';
     if (-x '/usr/sbin/pgbouncer') {
         my $port = PostgreSQL::Test::Cluster::get_free_port();

@@ -2,7 +2,7 @@
 # Runs pg_connguard's benchmarks on this machine and prints a table of ratios measured
 # side by side in one run: the core's hot paths (Google Benchmark), then two local
 # clusters, with and without the library, under pgbench and purpose-built loads.
-# Takes about 6 minutes. BENCH_SECONDS (per pgbench run), BENCH_ROUNDS and
+# Takes about 12 minutes. BENCH_SECONDS (per pgbench run), BENCH_ROUNDS and
 # BENCH_WORKER_SECONDS shorten it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +20,7 @@ pgxs_dir=$(dirname "$($PG_CONFIG --pgxs)")/../..
 pgxs_perl=$pgxs_dir/src/test/perl
 results="$copy/results.md"
 as_server_user env PATH="$PG_BIN:$PATH" PERL5LIB="$pgxs_perl" PG_REGRESS="$pgxs_dir/src/test/regress/pg_regress" TESTDIR="$copy" BENCH_OUTPUT="$results" \
-    BENCH_SECONDS="${BENCH_SECONDS:-8}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}" BENCH_WORKER_SECONDS="${BENCH_WORKER_SECONDS:-60}" \
+    BENCH_SECONDS="${BENCH_SECONDS:-8}" BENCH_ROUNDS="${BENCH_ROUNDS:-6}" BENCH_WORKER_SECONDS="${BENCH_WORKER_SECONDS:-60}" \
     perl "$copy/bench/bench.pl" > "$copy/bench.log" 2>&1 || { tail -40 "$copy/bench.log"; exit 1; }
 # The core's rows (Google Benchmark, above), then the machine's page fault cost for context.
 awk '/^ClassifyThousandSessions/ {printf "| 5b. core: classify 1000 sessions against 100 rules (Google Benchmark) | %.0f µs |  |  |  |  | %.2f µs a session | core_bench ClassifyThousandSessions |\n", $2 / 1000, $2 / 1e6}

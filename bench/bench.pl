@@ -25,10 +25,12 @@ sub node {
     my ($name, $preload) = @_;
     my $node = PostgreSQL::Test::Cluster->new($name);
     $node->init;
+    # The test framework logs every statement (log_statement = all): a benchmark must not.
     $node->append_conf('postgresql.conf', qq{
 max_connections = 600
 shared_buffers = 128MB
 log_min_messages = warning
+log_statement = none
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = } . ($preload ? "'pg_connguard'" : "''") . "\n");
     $node->start;

@@ -64,6 +64,7 @@ sub hold_sessions {
     }
 }
 hold_sessions();
+settle();
 
 # Moves the library to the other cluster: both restart, the one that gains it loads its
 # rules, and each gets its 300 other sessions again. Two clusters never run at exactly
@@ -77,6 +78,21 @@ sub swap_library {
     ($with, $without) = ($without, $with);
     $with->safe_psql('postgres', 'SELECT connguard.reload_rules()');
     hold_sessions();
+    settle();
+}
+
+# Waits (up to a minute) until the machine has been at least 90% idle over 2 seconds.
+# After hundreds of processes come and go, this VM's kernel keeps busy for a while
+# (kdamond, its memory monitor, shows up at 20-30% of a core): measured before it is
+# done, rows 3 and 4 drift by tens of milliseconds, for pg_connguard and core alike.
+sub settle {
+    my $ticks = sub { my @f = split ' ', (split /\n/, slurp_file('/proc/stat'))[0]; shift @f; my $t = 0; $t += $_ for @f; return ($f[3] + $f[4], $t); };
+    for (1 .. 30) {
+        my ($idle0, $total0) = $ticks->();
+        sleep(2);
+        my ($idle1, $total1) = $ticks->();
+        return if $total1 > $total0 && ($idle1 - $idle0) / ($total1 - $total0) >= 0.9;
+    }
 }
 
 sub pgbench_run {

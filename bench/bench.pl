@@ -123,10 +123,15 @@ sub side_by_side {
     { local $ENV{RUN_SECONDS} = 2; pgbench_run($_, @args) for $with, $without; }  # warm-up, not counted
     sleep(1);
     my ($cpu_a, $cpu_b) = (ended_processes_cpu($with), ended_processes_cpu($without));
-    my $run_a = sub { my ($tps, $n) = pgbench_run($with, @args); push @{ $r{a} }, $tps; $r{ta} += $n; };
-    my $run_b = sub { my ($tps, $n) = pgbench_run($without, @args); push @{ $r{b} }, $tps; $r{tb} += $n; };
+    my $run = sub {
+        my ($side, $node) = @_;
+        my ($tps, $n) = pgbench_run($node, @args);
+        push @{ $r{$side} }, $tps;
+        $r{"t$side"} += $n;
+    };
     for my $round (1 .. $round_count) {
-        if ($round % 2) { $run_a->(); $run_b->(); } else { $run_b->(); $run_a->(); }
+        my @order = (['a', $with], ['b', $without]);
+        $run->(@$_) for ($round % 2 ? @order : reverse @order);
     }
     sleep(1);  # the last run's backends are reaped
     $r{cpu_a} = ended_processes_cpu($with) - $cpu_a;
@@ -191,7 +196,6 @@ swap_library();  # back: the rows below use the first cluster's setup
 
 # --- 2. Query path.
 {
-    my @args = @query_args;
     my $r = summarize(@query_halves);
     my $note = '';
     if (-x '/usr/sbin/pgbouncer') {
@@ -206,7 +210,7 @@ swap_library();  # back: the rows below use the first cluster's setup
         my $bouncer = IPC::Run::start(['/usr/sbin/pgbouncer', "$dir/pgbouncer.ini"], '>', "$dir/pgbouncer.out", '2>&1');
         sleep(1);
         my @c = map {
-            my ($out) = run_command(['pgbench', '-n', '-T', $seconds, '-h', '127.0.0.1', '-p', $port, @args, 'postgres']);
+            my ($out) = run_command(['pgbench', '-n', '-T', $seconds, '-h', '127.0.0.1', '-p', $port, @query_args, 'postgres']);
             ($out =~ /tps = ([0-9.]+)/)[0] // 0 } 1 .. $rounds;
         my $c = median(@c);
         $bouncer->kill_kill;

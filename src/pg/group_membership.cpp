@@ -22,7 +22,8 @@ void compute_memberships(SharedState* state, Oid role, Memberships* m) {
     }
     m->version = state->rule_set_version;
     m->count = 0;
-    for (int i = 0; i < state->rule_count && state->group_rule_count > 0; ++i) {
+    const int rules_to_scan = state->group_rule_count > 0 ? state->rule_count : 0;
+    for (int i = 0; i < rules_to_scan; ++i) {
         const std::string_view group = state->rules[i].group_name();
         if (group.empty()) continue;
         const std::size_t n = Min(group.size(), static_cast<std::size_t>(NAMEDATALEN - 1));

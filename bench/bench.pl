@@ -15,7 +15,7 @@ use lib "$FindBin::Bin/../test/perl";
 use ConnguardLogin;
 
 my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run
-my $rounds = $ENV{BENCH_ROUNDS} // 6;     # paired runs: 4x this for logins, 2x for queries, 1x for views
+my $rounds = $ENV{BENCH_ROUNDS} // 6;     # rounds: 6x this for logins, 4x for queries, 1x for PgBouncer and views
 my @rows;
 
 sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
@@ -95,15 +95,12 @@ sub settle {
     }
 }
 
-sub pgbench_run {
-    my ($node, @args) = @_;
-    my $run_seconds = $ENV{RUN_SECONDS} // $seconds;
-    my ($out, $err) = run_command(['pgbench', '-n', '-T', $run_seconds, '-h', $node->host, '-p', $node->port, @args, 'postgres']);
+sub pgbench_tps {
+    my ($host, $port, $run_seconds, @args) = @_;
+    my ($out, $err) = run_command(['pgbench', '-n', '-T', $run_seconds, '-h', $host, '-p', $port, @args, 'postgres']);
     my ($tps) = $out =~ /tps = ([0-9.]+)/ or die "pgbench failed: $err";
-    my ($transactions) = $out =~ /number of transactions actually processed: (\d+)/;
-    return ($tps, $transactions);
+    return $tps;
 }
-sub pgbench_tps { my ($tps) = pgbench_run(@_); return $tps; }
 
 # CPU seconds used by the server's processes that have ended so far: the postmaster's
 # cutime + cstime, which add up every backend it has reaped.
@@ -114,24 +111,52 @@ sub ended_processes_cpu {
     return ($f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
 }
 
-# After a short warm-up run on each side, alternating A B B A ... so that neither side
-# always runs first. Returns each side's TPS run by run and the CPU its backends used
-# (they exit at the end of each run; with -C each is one whole login).
+# One pgbench on each server, started together and reporting every second (-P 1). Only
+# the seconds in which both were surely running count: each run's first second and its
+# last are left out. Returns each side's TPS over those seconds and its transactions in all.
+my $counted_seconds = int($seconds / 2) || 1;
+sub both_at_once {
+    my ($first, $second, @args) = @_;
+    my @runs = map {
+        my %run = (out => '', err => '');
+        $run{handle} = IPC::Run::start(['pgbench', '-n', '-T', $counted_seconds + 2, '-P', '1', '-h', $_->host, '-p', $_->port, @args, 'postgres'],
+            '>', \$run{out}, '2>', \$run{err});
+        \%run;
+    } $first, $second;
+    return map {
+        $_->{handle}->finish or die "pgbench failed: $_->{err}";
+        my @per_second = $_->{err} =~ /^progress: [0-9.]+ s, ([0-9.]+) tps/mg;
+        die "pgbench reported only " . @per_second . " seconds: $_->{err}" if @per_second < $counted_seconds + 1;
+        my @counted = @per_second[1 .. $counted_seconds];
+        my $sum = 0;
+        $sum += $_ for @counted;
+        my ($transactions) = $_->{out} =~ /number of transactions actually processed: (\d+)/;
+        [$sum / @counted, $transactions];
+    } @runs;
+}
+
+# Both servers under the same load at the same time, round after round, each round
+# started in the other order: whatever the machine does at a moment (this VM's speed
+# drifts by a fifth between minutes) it does to both, so a round's ratio is far steadier
+# than that of two runs one after the other. Both are CPU bound: the ratio of their TPS is
+# the inverse ratio of their cost per transaction. Returns each side's TPS round by round
+# and the CPU its backends used (they exit at the end of each run; with -C each is one
+# whole login).
 sub side_by_side {
     my ($round_count, @args) = @_;
     my %r = (a => [], b => [], ta => 0, tb => 0);
-    { local $ENV{RUN_SECONDS} = 2; pgbench_run($_, @args) for $with, $without; }  # warm-up, not counted
+    both_at_once($with, $without, @args);  # warm-up, not counted
     sleep(1);
     my ($cpu_a, $cpu_b) = (ended_processes_cpu($with), ended_processes_cpu($without));
-    my $run = sub {
-        my ($side, $node) = @_;
-        my ($tps, $n) = pgbench_run($node, @args);
-        push @{ $r{$side} }, $tps;
-        $r{"t$side"} += $n;
-    };
     for my $round (1 .. $round_count) {
         my @order = (['a', $with], ['b', $without]);
-        $run->(@$_) for ($round % 2 ? @order : reverse @order);
+        @order = reverse @order unless $round % 2;
+        my @results = both_at_once((map { $_->[1] } @order), @args);
+        for my $i (0, 1) {
+            my $side = $order[$i][0];
+            push @{ $r{$side} }, $results[$i][0];
+            $r{"t$side"} += $results[$i][1];
+        }
     }
     sleep(1);  # the last run's backends are reaped
     $r{cpu_a} = ended_processes_cpu($with) - $cpu_a;
@@ -140,21 +165,24 @@ sub side_by_side {
 }
 
 # Merges the halves of a row: the median TPS of each side, the median of the per-round
-# ratios (a round's two runs are adjacent in time, so the machine's drift cancels out of
-# their ratio) and their middle half, the server without the library against itself run
-# after run (the machine's own noise), and each side's server CPU per transaction (µs).
+# ratios, each half's own median (the library on one cluster, then on the other), a 95%
+# interval for the median ratio (bootstrap: the median of the rounds drawn again with
+# replacement, 2000 times), and each side's server CPU per transaction (µs).
 sub summarize {
-    my (@a, @b, @ratios, @same, %sum);
+    my (@a, @b, @ratios, @half_medians, %sum);
     for my $h (@_) {
         push @a, @{ $h->{a} };
         push @b, @{ $h->{b} };
-        push @ratios, map { $h->{a}[$_] / $h->{b}[$_] } 0 .. $#{ $h->{a} };
-        push @same, map { $h->{b}[$_] / $h->{b}[$_ + 1] } 0 .. $#{ $h->{b} } - 1;
+        my @half = map { $h->{a}[$_] / $h->{b}[$_] } 0 .. $#{ $h->{a} };
+        push @ratios, @half;
+        push @half_medians, median(@half);
         $sum{$_} += $h->{$_} for qw(cpu_a cpu_b ta tb);
     }
+    srand(1);  # the same draws for the same rounds
+    my @medians = map { median(map { $ratios[int(rand(@ratios))] } @ratios) } 1 .. 2000;
     return {
         a => median(@a), b => median(@b), ratio => median(@ratios), q1 => pct(25, @ratios), q3 => pct(75, @ratios),
-        s1 => pct(25, @same), s3 => pct(75, @same), pairs => scalar @ratios,
+        low => pct(2.5, @medians), high => pct(97.5, @medians), halves => \@half_medians, pairs => scalar @ratios,
         cpu_a => 1e6 * $sum{cpu_a} / $sum{ta}, cpu_b => 1e6 * $sum{cpu_b} / $sum{tb},
     };
 }
@@ -162,9 +190,11 @@ sub summarize {
 # The spread of a summarized row, for its note.
 sub spread {
     my ($r, $unit) = @_;
-    return sprintf('ratio: median of %d paired runs, half with the library on each cluster, middle half %.3f-%.3f; '
-        . 'the server without it against itself, run after run: middle half %.3f-%.3f; server CPU per %s: %.0f µs with, %.0f µs without',
-        $r->{pairs}, $r->{q1}, $r->{q3}, $r->{s1}, $r->{s3}, $unit, $r->{cpu_a}, $r->{cpu_b});
+    return sprintf('ratio: median of %d rounds with both servers loaded at once (each gets about half the machine), '
+        . 'half of them with the library on each cluster; 95%% interval %.3f-%.3f; middle half of the rounds %.3f-%.3f; '
+        . 'medians of the two halves %s; server CPU per %s: %.0f µs with, %.0f µs without',
+        $r->{pairs}, $r->{low}, $r->{high}, $r->{q1}, $r->{q3}, join(' and ', map { sprintf('%.3f', $_) } @{ $r->{halves} }),
+        $unit, $r->{cpu_a}, $r->{cpu_b});
 }
 
 # --- 1 and 2, run in two halves with the library swapped between the clusters.
@@ -173,14 +203,13 @@ my @query_args = ('-S', '-c', '8', '-j', '2');
 my (@login_halves, @query_halves, $checks, $check_seconds);
 for my $half (1, 2) {
     swap_library() if $half == 2;
-    # Logins are few per second on a small machine and their rate drifts: many short
-    # paired runs (four times the rounds in all, half as long).
+    # Logins are few per second on a small machine: three times the rounds.
     $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
-    push @login_halves, do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side(2 * $rounds, @login_args) };
+    push @login_halves, side_by_side(3 * $rounds, @login_args);
     my ($n, $us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, login_check_avg_us FROM connguard.server_status');
     $checks += $n;
     $check_seconds += $n * $us / 1e6;
-    push @query_halves, do { local $ENV{RUN_SECONDS} = $seconds / 2; side_by_side($rounds, @query_args) };
+    push @query_halves, side_by_side(2 * $rounds, @query_args);
 }
 swap_library();  # back: the rows below use the first cluster's setup
 
@@ -191,7 +220,7 @@ swap_library();  # back: the rows below use the first cluster's setup
         sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}), sprintf('%.3f', $r->{ratio}), '>= 0.98', $r->{ratio} >= 0.98,
         sprintf('the hook itself: %.1f µs of CPU per login (server_status.login_check_avg_us over %d logins); ',
             1e6 * $check_seconds / $checks, $checks) . spread($r, 'login'),
-        sprintf('pgbench -n -T %g -C -S -c 4 -j 2', $seconds / 2)];
+        sprintf('pgbench -n -T %d -P 1 -C -S -c 4 -j 2 on both servers at once; seconds 2-%d counted', $counted_seconds + 2, $counted_seconds + 1)];
 }
 
 # --- 2. Query path.
@@ -209,18 +238,23 @@ swap_library();  # back: the rows below use the first cluster's setup
             "logfile = $dir/pgbouncer.log", "pidfile = $dir/pgbouncer.pid", ''));
         my $bouncer = IPC::Run::start(['/usr/sbin/pgbouncer', "$dir/pgbouncer.ini"], '>', "$dir/pgbouncer.out", '2>&1');
         sleep(1);
-        my @c = map {
-            my ($out) = run_command(['pgbench', '-n', '-T', $seconds, '-h', '127.0.0.1', '-p', $port, @query_args, 'postgres']);
-            ($out =~ /tps = ([0-9.]+)/)[0] // 0 } 1 .. $rounds;
-        my $c = median(@c);
+        # One after the other, each alone on the machine: the server without the library
+        # directly, then through PgBouncer.
+        my (@direct, @bounced);
+        for (1 .. $rounds) {
+            push @direct, pgbench_tps($without->host, $without->port, $counted_seconds, @query_args);
+            push @bounced, pgbench_tps('127.0.0.1', $port, $counted_seconds, @query_args);
+        }
         $bouncer->kill_kill;
-        $note = sprintf('through PgBouncer (transaction mode) instead: %.0f TPS, %.3f of direct', $c, $c / $r->{b});
+        $note = sprintf('through PgBouncer (transaction mode) instead, each alone on the machine: %.0f TPS against %.0f direct, '
+            . '%.3f (median of %d paired runs)', median(@bounced), median(@direct),
+            median(map { $bounced[$_] / $direct[$_] } 0 .. $#direct), scalar @direct);
     } else {
         $note = 'PgBouncer reference skipped: package pgbouncer not installed';
     }
     $note .= '; ' . spread($r, 'query');
     push @rows, ['2. query path: pgbench -S -c 8 TPS', sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}),
-        sprintf('%.3f', $r->{ratio}), '>= 0.99', $r->{ratio} >= 0.99, $note, sprintf('pgbench -n -T %g -S -c 8 -j 2', $seconds / 2)];
+        sprintf('%.3f', $r->{ratio}), '>= 0.99', $r->{ratio} >= 0.99, $note, sprintf('pgbench -n -T %d -P 1 -S -c 8 -j 2 on both servers at once; seconds 2-%d counted', $counted_seconds + 2, $counted_seconds + 1)];
 }
 
 # --- 3. Enforcement precision: lateness past a 1 s idle limit, 50 staggered sessions.
@@ -328,8 +362,8 @@ swap_library();  # back: the rows below use the first cluster's setup
         . "now() - min(xact_start) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3;\n");
     my (@a, @b);
     for (1 .. $rounds) {
-        push @a, pgbench_tps($with, '-c', '1', '-f', "$dir/pool_stats.sql");
-        push @b, pgbench_tps($with, '-c', '1', '-f', "$dir/group_by.sql");
+        push @a, pgbench_tps($with->host, $with->port, $seconds, '-c', '1', '-f', "$dir/pool_stats.sql");
+        push @b, pgbench_tps($with->host, $with->port, $seconds, '-c', '1', '-f', "$dir/group_by.sql");
     }
     my ($a, $b) = (median(@a), median(@b));
     push @rows, ['6. view cost: SELECT * FROM connguard.pool_stats vs GROUP BY over pg_stat_activity, 500 sessions (queries/s)',

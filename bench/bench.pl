@@ -42,7 +42,7 @@ shared_preload_libraries = } . ($preload ? "'pg_connguard'" : "''") . "\n");
 my $with = node('with', 1);
 my $without = node('without', 0);
 # On both clusters, so that either can be the one with the library (rows 1 and 2 swap
-# them halfway): 100 rules, 99 that a pgbench session is tried against and does not
+# them between blocks): 100 rules, 99 that a pgbench session is tried against and does not
 # match, then its own.
 for my $node ($with, $without) {
     $node->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
@@ -69,7 +69,7 @@ settle();
 # Moves the library to the other cluster: both restart, the one that gains it loads its
 # rules, and each gets its 300 other sessions again. Two clusters never run at exactly
 # the same speed on a shared machine (where their memory lies, for one); a ratio taken
-# half with the library on each cancels that out.
+# in blocks, the library on each cluster in turn, cancels that out.
 sub swap_library {
     close $_->{socket} for map { @$_ } values %held;
     $with->adjust_conf('postgresql.conf', 'shared_preload_libraries', "''");
@@ -164,26 +164,26 @@ sub side_by_side {
     return \%r;
 }
 
-# Merges the halves of a row: the median TPS of each side, the median of the per-round
-# ratios, each half's own median (the library on one cluster, then on the other), a 95%
-# interval for the median ratio (bootstrap: the median of the rounds drawn again with
-# replacement, 2000 times), and each side's server CPU per transaction (µs).
+# Merges the blocks of a row: the median TPS of each side, the median of the per-round
+# ratios, each block's own median (the library on one cluster, then on the other, and so
+# on), a 95% interval for the median ratio (bootstrap: each block's rounds drawn again
+# with replacement, 2000 times; it does not see a difference between restarts, which
+# the block medians show), and each side's server CPU per transaction (µs).
 sub summarize {
-    my (@a, @b, @ratios, @half_medians, %sum);
+    my (@a, @b, @blocks, %sum);
     for my $h (@_) {
         push @a, @{ $h->{a} };
         push @b, @{ $h->{b} };
-        my @half = map { $h->{a}[$_] / $h->{b}[$_] } 0 .. $#{ $h->{a} };
-        push @ratios, @half;
-        push @half_medians, median(@half);
+        push @blocks, [ map { $h->{a}[$_] / $h->{b}[$_] } 0 .. $#{ $h->{a} } ];
         $sum{$_} += $h->{$_} for qw(cpu_a cpu_b ta tb);
     }
+    my @ratios = map { @$_ } @blocks;
     srand(1);  # the same draws for the same rounds
-    my @medians = map { median(map { $ratios[int(rand(@ratios))] } @ratios) } 1 .. 2000;
+    my @medians = map { median(map { my $block = $_; map { $block->[int(rand(@$block))] } @$block } @blocks) } 1 .. 2000;
     return {
         a => median(@a), b => median(@b), ratio => median(@ratios), q1 => pct(25, @ratios), q3 => pct(75, @ratios),
-        low => pct(2.5, @medians), high => pct(97.5, @medians), halves => \@half_medians, pairs => scalar @ratios,
-        cpu_a => 1e6 * $sum{cpu_a} / $sum{ta}, cpu_b => 1e6 * $sum{cpu_b} / $sum{tb},
+        low => pct(2.5, @medians), high => pct(97.5, @medians), block_medians => [ map { median(@$_) } @blocks ],
+        pairs => scalar @ratios, cpu_a => 1e6 * $sum{cpu_a} / $sum{ta}, cpu_b => 1e6 * $sum{cpu_b} / $sum{tb},
     };
 }
 
@@ -191,31 +191,34 @@ sub summarize {
 sub spread {
     my ($r, $unit) = @_;
     return sprintf('ratio: median of %d rounds with both servers loaded at once (each gets about half the machine), '
-        . 'half of them with the library on each cluster; 95%% interval %.3f-%.3f; middle half of the rounds %.3f-%.3f; '
-        . 'medians of the two halves %s; server CPU per %s: %.0f µs with, %.0f µs without',
-        $r->{pairs}, $r->{low}, $r->{high}, $r->{q1}, $r->{q3}, join(' and ', map { sprintf('%.3f', $_) } @{ $r->{halves} }),
-        $unit, $r->{cpu_a}, $r->{cpu_b});
+        . 'in %d blocks with the library on each cluster in turn; 95%% interval %.3f-%.3f; middle half of the rounds %.3f-%.3f; '
+        . 'medians of the blocks %s; server CPU per %s: %.0f µs with, %.0f µs without',
+        $r->{pairs}, scalar @{ $r->{block_medians} }, $r->{low}, $r->{high}, $r->{q1}, $r->{q3},
+        join(', ', map { sprintf('%.3f', $_) } @{ $r->{block_medians} }), $unit, $r->{cpu_a}, $r->{cpu_b});
 }
 
-# --- 1 and 2, run in two halves with the library swapped between the clusters.
+# --- 1 and 2, run in blocks with the library moved to the other cluster between them.
+# Measured, a block's median moves by a few percent from one restart of the clusters to
+# the next, more than its rounds do among themselves: more blocks, not more rounds.
+my $blocks = 4;
 my @login_args = ('-C', '-S', '-c', '4', '-j', '2');
 my @query_args = ('-S', '-c', '8', '-j', '2');
-my (@login_halves, @query_halves, $checks, $check_seconds);
-for my $half (1, 2) {
-    swap_library() if $half == 2;
-    # Logins are few per second on a small machine: three times the rounds.
+my (@login_blocks, @query_blocks, $checks, $check_seconds);
+for my $block (1 .. $blocks) {
+    swap_library() if $block > 1;
+    # Logins are few per second on a small machine: more rounds than for queries.
     $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
-    push @login_halves, side_by_side(3 * $rounds, @login_args);
+    push @login_blocks, side_by_side(int(6 * $rounds / $blocks) || 1, @login_args);
     my ($n, $us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, login_check_avg_us FROM connguard.server_status');
     $checks += $n;
     $check_seconds += $n * $us / 1e6;
-    push @query_halves, side_by_side(2 * $rounds, @query_args);
+    push @query_blocks, side_by_side(int(4 * $rounds / $blocks) || 1, @query_args);
 }
-swap_library();  # back: the rows below use the first cluster's setup
+swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first cluster's setup
 
 # --- 1. Login cost.
 {
-    my $r = summarize(@login_halves);
+    my $r = summarize(@login_blocks);
     push @rows, ['1. login cost: pgbench -C -S TPS, 100 rules and 300 other sessions present',
         sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}), sprintf('%.3f', $r->{ratio}), '>= 0.98', $r->{ratio} >= 0.98,
         sprintf('the hook itself: %.1f µs of CPU per login (server_status.login_check_avg_us over %d logins); ',
@@ -225,7 +228,7 @@ swap_library();  # back: the rows below use the first cluster's setup
 
 # --- 2. Query path.
 {
-    my $r = summarize(@query_halves);
+    my $r = summarize(@query_blocks);
     my $note = '';
     if (-x '/usr/sbin/pgbouncer') {
         my $port = PostgreSQL::Test::Cluster::get_free_port();

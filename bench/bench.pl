@@ -293,19 +293,27 @@ swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first clust
         }
         return map { ($ended_at{$_} - $idle_at{$_} - 1.0) * 1000 } keys %ended_at;
     };
-    my $log_offset = -s $with->logfile;
-    my @a = $lateness->($with, "SET application_name = 'late'");
-    my @b = $lateness->($with, 'SET idle_session_timeout = 1000');
-    # The worker's own measure: "idle for X s" in its log line for each session it ended.
-    my @server = map { ($_ - 1.0) * 1000 }
-      (substr(slurp_file($with->logfile), $log_offset) =~ /pg_connguard: ending session \d+ \(idle\): idle for ([0-9.]+) s/g);
-    push @rows, ['3. enforcement precision: ms past a 1 s idle limit, 50 staggered sessions (p50 / p99 / max)',
+    # Four rounds of 50 for each, interleaved (ours, core, core, ours, ...): a busy spell of
+    # the machine lands on both sides, and a p99 over 200 sessions is not just the largest.
+    my (@a, @b, @server);
+    for my $round (1 .. 8) {
+        if ($round % 4 < 2) {
+            my $log_offset = -s $with->logfile;
+            push @a, $lateness->($with, "SET application_name = 'late'");
+            # The worker's own measure: "idle for X s" in its log line for each session it ended.
+            push @server, map { ($_ - 1.0) * 1000 }
+              (substr(slurp_file($with->logfile), $log_offset) =~ /pg_connguard: ending session \d+ \(idle\): idle for ([0-9.]+) s/g);
+        } else {
+            push @b, $lateness->($with, 'SET idle_session_timeout = 1000');
+        }
+    }
+    push @rows, ['3. enforcement precision: ms past a 1 s idle limit, 4 x 50 staggered sessions (p50 / p99 / max)',
         sprintf('server: %.1f / %.1f / %.1f; client: %.1f / %.1f / %.1f', pct(50, @server), pct(99, @server), pct(100, @server),
             pct(50, @a), pct(99, @a), pct(100, @a)),
         sprintf('client: %.1f / %.1f / %.1f (core idle_session_timeout, same server)', pct(50, @b), pct(99, @b), pct(100, @b)),
-        '', 'p99 <= 20 ms (server)', @server == 50 && pct(99, @server) <= 20,
-        sprintf('%d of 50 ended by pg_connguard, %d by the core timeout; the client measure adds the event loop\'s own delay to both',
-            scalar @a, scalar @b),
+        '', 'p99 <= 20 ms (server)', @server == 200 && pct(99, @server) <= 20,
+        sprintf('%d of 200 ended by pg_connguard, %d by the core timeout, in rounds of 50 taken in turn; the client measure adds '
+            . 'the event loop\'s own delay to both', scalar @a, scalar @b),
         'client-side, one event loop: from each ReadyForQuery to its FATAL, less 1 s'];
 }
 

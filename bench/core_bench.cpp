@@ -63,11 +63,13 @@ BENCHMARK(ClassifyThousandSessions);
 void AdmissionDecisionWith300Sessions(benchmark::State& state) {
     const std::vector<CompiledRule> rules = hundred_rules();
     std::vector<SessionSlot> slots(400, SessionSlot{});
-    for (int i = 0; i < 300; ++i) fill_slot(&slots[i], key("pgbench"), "rule-99", true, 1000 + i);
+    std::vector<SlotTags> tags(400, SlotTags{});
+    for (int i = 0; i < 300; ++i) fill_slot(&slots[i], &tags[i], key("pgbench"), "rule-99", true, 1000 + i);
     const AdmissionPolicy policy;
     for (auto _ : state) {
         const AdmissionDecision d =
-            decide_admission(rules.data(), rules.size(), policy, key("pgbench"), false, slots.data(), slots.size());
+            decide_admission(rules.data(), rules.size(), policy, key("pgbench"), false, slots.data(), tags.data(),
+                             slots.size());
         benchmark::DoNotOptimize(d);
     }
 }

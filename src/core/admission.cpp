@@ -26,6 +26,42 @@ std::string address_text(const SessionKey& session) {
     return text.substr(0, text.find('/'));
 }
 
+// FNV-1a of a name as a slot stores it (clipped).
+std::uint32_t name_tag(std::string_view name) noexcept {
+    std::uint32_t hash = 2166136261u;
+    for (const char c : name.substr(0, kMaxNameBytes)) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+    return hash;
+}
+
+std::uint32_t address_tag(const IpAddress* address) noexcept {
+    if (address == nullptr) return 0;
+    const std::string_view bytes(reinterpret_cast<const char*>(address->bytes), sizeof address->bytes);
+    return name_tag(bytes) ^ static_cast<std::uint32_t>(address->family);
+}
+
+// The tags a slot would have if `session` held it under `rule_name`.
+SlotTags tags_for(const SessionKey& session, const char* rule_name) noexcept {
+    return SlotTags{true,
+                    name_tag(rule_name),
+                    name_tag(session.database),
+                    name_tag(session.role),
+                    name_tag(session.application),
+                    address_tag(session.client_addr)};
+}
+
+// False only when the slot cannot be in the group: same_group then need not read it.
+bool may_share_group(const SlotTags& slot, const SlotTags& wanted, CapPer cap_per) noexcept {
+    if (!slot.counts || slot.rule != wanted.rule) return false;
+    switch (cap_per) {
+        case CapPer::kRule: return true;
+        case CapPer::kDatabase: return slot.database == wanted.database;
+        case CapPer::kRole: return slot.role == wanted.role;
+        case CapPer::kApplication: return slot.application == wanted.application;
+        case CapPer::kClientAddr: return slot.client_addr == wanted.client_addr;
+    }
+    return true;
+}
+
 const char* per_words(CapPer cap_per) noexcept {
     switch (cap_per) {
         case CapPer::kRule: return "";
@@ -54,9 +90,15 @@ bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, 
     return false;
 }
 
+SlotTags tags_of(const SessionSlot& slot) noexcept {
+    if (!slot.in_use || !slot.counted) return SlotTags{};
+    SessionKey key = key_of(slot, slot.application);
+    return tags_for(key, slot.rule_name);
+}
+
 AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
-                                   std::size_t slot_count, std::size_t self) noexcept {
+                                   const SlotTags* tags, std::size_t slot_count, std::size_t self) noexcept {
     AdmissionDecision decision;
     decision.rule_index = classify(rules, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
@@ -75,11 +117,14 @@ AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_c
         decision.capped = policy.max_connections_per_application > 0;
         decision.cap = policy.max_connections_per_application;
     }
+    const SlotTags wanted = tags_for(session, rule_name);
     for (std::size_t i = 0; i < slot_count; ++i) {
-        if (i != self && same_group(slots[i], rule_name, CapPer::kRule, session)) {
-            ++decision.rule_sessions;
-            if (same_group(slots[i], rule_name, decision.cap_per, session)) ++decision.in_use;
-        }
+        if (i == self || !may_share_group(tags[i], wanted, CapPer::kRule)) continue;
+        if (!same_group(slots[i], rule_name, CapPer::kRule, session)) continue;
+        ++decision.rule_sessions;
+        const bool same = may_share_group(tags[i], wanted, decision.cap_per) &&
+                          same_group(slots[i], rule_name, decision.cap_per, session);
+        if (same) ++decision.in_use;
     }
     if (!policy.enabled || !decision.capped || decision.in_use < decision.cap) return decision;
     const bool monitor_only = policy.dry_run || (rule != nullptr && rule->mode == Mode::kMonitor);
@@ -87,7 +132,7 @@ AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_c
     return decision;
 }
 
-void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_name, bool counted,
+void fill_slot(SessionSlot* slot, SlotTags* tags, const SessionKey& session, const char* rule_name, bool counted,
                std::int32_t pid) noexcept {
     slot->in_use = true;
     slot->counted = counted;
@@ -98,6 +143,12 @@ void fill_slot(SessionSlot* slot, const SessionKey& session, const char* rule_na
     copy_clipped(slot->application, sizeof slot->application, session.application);
     slot->has_client_addr = session.client_addr != nullptr;
     slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
+    *tags = tags_of(*slot);
+}
+
+void release_slot(SessionSlot* slot, SlotTags* tags) noexcept {
+    slot->in_use = false;
+    *tags = tags_of(*slot);
 }
 
 const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept {
@@ -146,10 +197,12 @@ SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcep
     return key;
 }
 
-void regroup_slot(SessionSlot* slot, std::string_view application, const char* rule_name, bool counted) noexcept {
+void regroup_slot(SessionSlot* slot, SlotTags* tags, std::string_view application, const char* rule_name,
+                  bool counted) noexcept {
     copy_clipped(slot->application, sizeof slot->application, application);
     copy_clipped(slot->rule_name, sizeof slot->rule_name, rule_name);
     slot->counted = counted;
+    *tags = tags_of(*slot);
 }
 
 std::string rejection_message(const AdmissionDecision& decision, const CompiledRule* rule, const SessionKey& session) {

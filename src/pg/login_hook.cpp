@@ -86,7 +86,7 @@ void release_place(int, Datum) {
     const int index = CONNGUARD_MY_PROC_NUMBER();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     if (state->slots[index].in_use && state->slots[index].pid == MyProcPid) {
-        state->slots[index].in_use = false;
+        core::release_slot(&state->slots[index], &state->slot_tags[index]);
         ++state->total_disconnects;
     }
     LWLockRelease(state->lock);
@@ -132,11 +132,11 @@ void admit_or_refuse(Port* port) {
         compute_memberships(state, role, &memberships);
     }
     decision = core::decide_admission(state->rules, state->rule_count, policy, session, exempt, state->slots,
-                                      state->slot_count);
+                                      state->slot_tags, state->slot_count);
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
     strlcpy(rule_name, decision.rule_index != core::kNoRule ? rule.rule_name : core::kDefaultRuleName, sizeof rule_name);
     if (decision.verdict != core::Verdict::kReject) {
-        core::fill_slot(&state->slots[index], session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
+        core::fill_slot(&state->slots[index], &state->slot_tags[index], session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
                         decision.counted, MyProcPid);
         state->slots[index].exempt_login = exempt;
         state->slots[index].superuser = superuser;

@@ -17,20 +17,24 @@ shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
 // Header, then the arrays, each MAXALIGNed. Sizes come from restart-only settings and
-// MaxBackends, so they are fixed for the life of the server.
+// MaxBackends, so they are fixed for the life of the server. What every login reads (the
+// header, the slot tags, the counters' first entries, the rules) comes first and close
+// together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
-    Size rules, slots, counters, events, history, total;
+    Size slot_tags, counters, rules, slots, events, history, total;
 };
 
 Layout shared_layout() {
     Layout layout;
     Size offset = MAXALIGN(sizeof(SharedState));
+    layout.slot_tags = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SlotTags))));
+    layout.counters = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
     layout.rules = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::CompiledRule))));
     layout.slots = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SessionSlot))));
-    layout.counters = offset;
-    offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
     layout.events = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_event_log_size, sizeof(core::Event))));
     layout.history = offset;
@@ -62,6 +66,7 @@ void attach_shared_memory() {
         state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
         state->slot_count = MaxBackends;
         state->slots = reinterpret_cast<core::SessionSlot*>(base + layout.slots);
+        state->slot_tags = reinterpret_cast<core::SlotTags*>(base + layout.slot_tags);
         state->counter_capacity = 2 * setting_max_rules + 1;
         state->counters = reinterpret_cast<core::RuleCounters*>(base + layout.counters);
         state->event_capacity = setting_event_log_size;

@@ -53,6 +53,7 @@ struct SharedState {
     // One slot per backend, indexed by proc number: who holds a place in which group.
     std::int32_t slot_count;
     core::SessionSlot* slots;  // [slot_count]
+    core::SlotTags* slot_tags;  // [slot_count], tags_of(slots[i]): what a login's count reads first
 
     std::int32_t counter_capacity;
     core::RuleCounters* counters;  // [counter_capacity]

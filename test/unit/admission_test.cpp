@@ -2,6 +2,7 @@
 // dry-run, the defaults for unmatched sessions, and the refusal texts.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 #include "core/admission.h"
@@ -48,17 +49,22 @@ IpAddress ip(const char* text) {
 struct Server {
     std::vector<CompiledRule> rules;
     std::vector<SessionSlot> slots = std::vector<SessionSlot>(64, SessionSlot{});
+    std::vector<SlotTags> tags = std::vector<SlotTags>(64, SlotTags{});  // zeroed, as shared memory starts
     AdmissionPolicy policy;
     int next_pid = 1000;
 
+    AdmissionDecision decide(const SessionKey& key, bool exempt = false, std::size_t self = kNewSession) const {
+        return decide_admission(rules.data(), rules.size(), policy, key, exempt, slots.data(), tags.data(),
+                                slots.size(), self);
+    }
+
     AdmissionDecision login(const SessionKey& key, bool exempt = false) {
-        const AdmissionDecision d =
-            decide_admission(rules.data(), rules.size(), policy, key, exempt, slots.data(), slots.size());
+        const AdmissionDecision d = decide(key, exempt);
         if (d.verdict != Verdict::kReject) {
-            for (auto& slot : slots) {
-                if (!slot.in_use) {
-                    fill_slot(&slot, key, d.rule_index == kNoRule ? "" : rules[d.rule_index].rule_name, d.counted,
-                              next_pid++);
+            for (std::size_t i = 0; i < slots.size(); ++i) {
+                if (!slots[i].in_use) {
+                    fill_slot(&slots[i], &tags[i], key, d.rule_index == kNoRule ? "" : rules[d.rule_index].rule_name,
+                              d.counted, next_pid++);
                     break;
                 }
             }
@@ -67,8 +73,8 @@ struct Server {
     }
 
     void logout(int pid) {
-        for (auto& slot : slots) {
-            if (slot.in_use && slot.pid == pid) slot.in_use = false;
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            if (slots[i].in_use && slots[i].pid == pid) release_slot(&slots[i], &tags[i]);
         }
     }
 };
@@ -240,7 +246,8 @@ TEST(Admission, LongNamesAreComparedClippedLikeTheSlotStoresThem) {
 TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
     SessionSlot slot{};
     const SessionKey key = session("x");
-    fill_slot(&slot, key, "r", true, 1);
+    SlotTags tags{};
+    fill_slot(&slot, &tags, key, "r", true, 1);
     EXPECT_TRUE(same_group(slot, "r", CapPer::kRule, key));
     EXPECT_FALSE(same_group(slot, "other", CapPer::kRule, key));
     slot.counted = false;
@@ -248,6 +255,109 @@ TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
     slot.counted = true;
     slot.in_use = false;
     EXPECT_FALSE(same_group(slot, "r", CapPer::kRule, key));
+}
+
+namespace {
+bool same_tags(const SlotTags& a, const SlotTags& b) {
+    return a.counts == b.counts && a.rule == b.rule && a.database == b.database && a.role == b.role &&
+           a.application == b.application && a.client_addr == b.client_addr;
+}
+
+// What decide_admission counted before the tags: every slot, compared in full.
+AdmissionDecision count_by_full_scan(const Server& s, const SessionKey& key) {
+    AdmissionDecision d = s.decide(key);
+    const char* rule_name = d.rule_index == kNoRule ? "" : s.rules[d.rule_index].rule_name;
+    d.in_use = 0;
+    d.rule_sessions = 0;
+    for (const SessionSlot& slot : s.slots) {
+        if (!same_group(slot, rule_name, CapPer::kRule, key)) continue;
+        ++d.rule_sessions;
+        if (same_group(slot, rule_name, d.cap_per, key)) ++d.in_use;
+    }
+    return d;
+}
+}  // namespace
+
+TEST(SlotTags, FreeAndUncountedSlotsHaveTheZeroTagsSharedMemoryStartsWith) {
+    SessionSlot slot{};
+    SlotTags tags{};
+    EXPECT_TRUE(same_tags(tags_of(slot), SlotTags{}));
+    fill_slot(&slot, &tags, session("x"), "r", /*counted=*/false, 1);
+    EXPECT_TRUE(same_tags(tags, SlotTags{}));
+    regroup_slot(&slot, &tags, "y", "r", /*counted=*/true);
+    EXPECT_TRUE(tags.counts);
+    release_slot(&slot, &tags);
+    EXPECT_FALSE(slot.in_use);
+    EXPECT_TRUE(same_tags(tags, SlotTags{}));
+}
+
+TEST(SlotTags, EveryWriterLeavesTheTagsOfTheSlotItWrote) {
+    SessionSlot slot{};
+    SlotTags tags{};
+    const IpAddress v4 = ip("10.1.2.3");
+    fill_slot(&slot, &tags, session("a", "bob", "shop", &v4), "r1", true, 7);
+    EXPECT_TRUE(same_tags(tags, tags_of(slot)));
+    const SlotTags before = tags;
+    regroup_slot(&slot, &tags, "b", "r2", true);
+    EXPECT_TRUE(same_tags(tags, tags_of(slot)));
+    EXPECT_NE(tags.rule, before.rule);
+    EXPECT_NE(tags.application, before.application);
+    EXPECT_EQ(tags.role, before.role);
+    EXPECT_EQ(tags.client_addr, before.client_addr);
+}
+
+TEST(SlotTags, EqualTagsOfAnotherGroupDoNotCount) {
+    Server s;
+    s.rules = {make_rule("svc", "svc-*", 1, "application"), make_rule("batch", "batch", 5)};
+    EXPECT_EQ(s.login(session("svc-a")).verdict, Verdict::kAdmit);  // slot 0
+    EXPECT_EQ(s.login(session("batch")).verdict, Verdict::kAdmit);  // slot 1
+    // Make both slots look, by their tags alone, like members of svc-b's group: a hash
+    // collision. Only a comparison of the slots themselves can tell.
+    SessionSlot scratch{};
+    SlotTags svc_b{};
+    fill_slot(&scratch, &svc_b, session("svc-b"), "svc", true, 1);
+    s.tags[0] = svc_b;
+    s.tags[1] = svc_b;
+    const AdmissionDecision d = s.decide(session("svc-b"));
+    EXPECT_EQ(d.verdict, Verdict::kAdmit);
+    EXPECT_EQ(d.in_use, 0);
+    EXPECT_EQ(d.rule_sessions, 1) << "svc-a is of the same rule, batch is not";
+}
+
+TEST(SlotTags, CountsAgreeWithAFullScanOfTheSlots) {
+    std::mt19937 random(20261123);
+    const char* per[] = {"rule", "database", "role", "application", "client_addr"};
+    const IpAddress addresses[] = {ip("10.0.0.1"), ip("10.0.0.2"), ip("2001:db8::1")};
+    const char* apps[] = {"svc-a", "svc-b", "svc-c", "web", "batch", ""};
+    const char* roles[] = {"alice", "bob"};
+    const char* dbs[] = {"shop", "crm"};
+    for (int round = 0; round < 20; ++round) {
+        Server s;
+        s.slots.assign(48, SessionSlot{});
+        s.tags.assign(48, SlotTags{});
+        s.rules = {make_rule("svc", "svc-*", 1000, per[random() % 5], "enforce", 10),
+                   make_rule("web", "web", 1000, per[random() % 5], "enforce", 20)};
+        for (int step = 0; step < 200; ++step) {
+            const IpAddress* addr = random() % 4 == 0 ? nullptr : &addresses[random() % 3];
+            const SessionKey key = session(apps[random() % 6], roles[random() % 2], dbs[random() % 2], addr);
+            const AdmissionDecision fast = s.decide(key);
+            const AdmissionDecision full = count_by_full_scan(s, key);
+            ASSERT_EQ(fast.in_use, full.in_use) << "round " << round << " step " << step;
+            ASSERT_EQ(fast.rule_sessions, full.rule_sessions) << "round " << round << " step " << step;
+            const int action = static_cast<int>(random() % 3);
+            const std::size_t i = random() % s.slots.size();
+            if (action == 0) {
+                s.login(key);
+            } else if (action == 1 && s.slots[i].in_use) {
+                s.logout(s.slots[i].pid);
+            } else if (s.slots[i].in_use) {
+                const AdmissionDecision d = s.decide(key, false, i);
+                regroup_slot(&s.slots[i], &s.tags[i], key.application,
+                             d.rule_index == kNoRule ? "" : s.rules[d.rule_index].rule_name, d.counted);
+            }
+            for (std::size_t k = 0; k < s.slots.size(); ++k) ASSERT_TRUE(same_tags(s.tags[k], tags_of(s.slots[k])));
+        }
+    }
 }
 
 namespace {
@@ -265,8 +375,7 @@ TEST(Rename, IntoAFullGroupTheRenamedSessionIsRefusedNotTheOnesThere) {
     EXPECT_EQ(s.login(session("svc-x")).verdict, Verdict::kAdmit);  // pid 1000 holds svc-x
     EXPECT_EQ(s.login(session("batch")).verdict, Verdict::kAdmit);  // pid 1001, matches no rule
     const std::size_t renamer = slot_of(s, 1001);
-    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("svc-x"), false,
-                                                 s.slots.data(), s.slots.size(), renamer);
+    const AdmissionDecision d = s.decide(session("svc-x"), false, renamer);
     EXPECT_EQ(d.verdict, Verdict::kReject);
     EXPECT_EQ(d.in_use, 1) << "only the session already there counts";
 }
@@ -276,8 +385,7 @@ TEST(Rename, WithinItsOwnGroupItsPlaceIsNotCountedTwice) {
     s.rules = {make_rule("pool", "app-*", 2)};
     s.login(session("app-a"));
     s.login(session("app-b"));
-    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("app-c"), false,
-                                                 s.slots.data(), s.slots.size(), slot_of(s, 1001));
+    const AdmissionDecision d = s.decide(session("app-c"), false, slot_of(s, 1001));
     EXPECT_EQ(d.verdict, Verdict::kAdmit) << "renaming app-b to app-c keeps the same place in the full rule";
     EXPECT_EQ(d.in_use, 1);
 }
@@ -287,8 +395,7 @@ TEST(Rename, IntoAGroupWithRoomIsAdmitted) {
     s.rules = {make_rule("svc", "svc-*", 1, "application")};
     s.login(session("svc-x"));
     s.login(session("batch"));
-    const AdmissionDecision d = decide_admission(s.rules.data(), s.rules.size(), s.policy, session("svc-y"), false,
-                                                 s.slots.data(), s.slots.size(), slot_of(s, 1001));
+    const AdmissionDecision d = s.decide(session("svc-y"), false, slot_of(s, 1001));
     EXPECT_EQ(d.verdict, Verdict::kAdmit);
 }
 

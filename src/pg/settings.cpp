@@ -124,6 +124,10 @@ bool role_in(List* names, const char* role) {
     return false;
 }
 
-bool role_is_exempt(const char* role) { return role_in(exempt_role_names(), role); }
+// Called at every login: with no exempt roles set (the default) it allocates nothing.
+bool role_is_exempt(const char* role) {
+    if (setting_exempt_roles == nullptr || setting_exempt_roles[0] == '\0') return false;
+    return role_in(exempt_role_names(), role);
+}
 
 }  // namespace connguard::pg

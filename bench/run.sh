@@ -28,8 +28,8 @@ awk '/^ClassifyThousandSessions/ {printf "| 5b. core: classify 1000 sessions aga
      /^DeadlinesForThousandSessions/ {printf "| 5d. core: deadlines of 1000 sessions | %.1f µs |  |  |  |  | the worker\x27s computation per wake-up | core_bench DeadlinesForThousandSessions |\n", $2 / 1000}' \
     "$root/build/bench/core_bench.txt" >> "$results"
 cc -O2 -o "$root/build/bench/page_fault_cost" "$root/bench/page_fault_cost.c"
-read -r cow fresh < <("$root/build/bench/page_fault_cost")
-printf '\nOn this machine a first write to a page costs %s µs when the page was inherited from the parent process (copy on write) and %s µs for a fresh page (bench/page_fault_cost.c); every backend is a fresh fork of the postmaster and pays this for each page it touches.\n' "$cow" "$fresh" >> "$results"
+read -r cow fresh shared < <("$root/build/bench/page_fault_cost")
+printf '\nOn this machine a first write to a page costs %s µs when the page was inherited from the parent process (copy on write) and %s µs for a fresh page, and a first read of a 64 KB stretch of shared memory costs %s µs (bench/page_fault_cost.c); every backend is a fresh fork of the postmaster and pays this for each page or stretch it touches.\n' "$cow" "$fresh" "$shared" >> "$results"
 echo
 cat "$results"
 rm -rf "$copy"

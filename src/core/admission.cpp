@@ -92,8 +92,7 @@ bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, 
 
 SlotTags tags_of(const SessionSlot& slot) noexcept {
     if (!slot.in_use || !slot.counted) return SlotTags{};
-    SessionKey key = key_of(slot, slot.application);
-    return tags_for(key, slot.rule_name);
+    return tags_for(key_of(slot, slot.application), slot.rule_name);
 }
 
 AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,

@@ -136,8 +136,8 @@ void admit_or_refuse(Port* port) {
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
     strlcpy(rule_name, decision.rule_index != core::kNoRule ? rule.rule_name : core::kDefaultRuleName, sizeof rule_name);
     if (decision.verdict != core::Verdict::kReject) {
-        core::fill_slot(&state->slots[index], &state->slot_tags[index], session, decision.rule_index != core::kNoRule ? rule.rule_name : "",
-                        decision.counted, MyProcPid);
+        core::fill_slot(&state->slots[index], &state->slot_tags[index], session,
+                        decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted, MyProcPid);
         state->slots[index].exempt_login = exempt;
         state->slots[index].superuser = superuser;
         state->slots[index].role_id = role;

@@ -64,8 +64,8 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
                                           state->slot_tags, state->slot_count, index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
         if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its old place until it has gone
-            core::regroup_slot(shared, &state->slot_tags[index], new_application, decision.rule_index != core::kNoRule ? rule.rule_name : "",
-                               decision.counted);
+            core::regroup_slot(shared, &state->slot_tags[index], new_application,
+                               decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
         }
     }
     LWLockRelease(state->lock);

@@ -39,6 +39,12 @@ std::vector<CompiledRule> hundred_rules() {
     return compile_rule_set(rows, 256).rules;
 }
 
+std::vector<RuleSieve> sieves_of(const std::vector<CompiledRule>& rules) {
+    std::vector<RuleSieve> sieves(rules.size());
+    sieve_rules(rules.data(), rules.size(), sieves.data());
+    return sieves;
+}
+
 SessionKey key(const char* app) {
     SessionKey k;
     k.database = "postgres";
@@ -49,11 +55,14 @@ SessionKey key(const char* app) {
 
 void ClassifyThousandSessions(benchmark::State& state) {
     const std::vector<CompiledRule> rules = hundred_rules();
+    const std::vector<RuleSieve> sieves = sieves_of(rules);
     std::vector<std::string> apps;
     for (int i = 0; i < 1000; ++i) apps.push_back(i % 2 ? "pgbench" : "svc-" + std::to_string(i % 120) + "-x");
     for (auto _ : state) {
         int matched = 0;
-        for (const std::string& app : apps) matched += classify(rules.data(), rules.size(), key(app.c_str())) != kNoRule;
+        for (const std::string& app : apps) {
+            matched += classify(rules.data(), sieves.data(), rules.size(), key(app.c_str())) != kNoRule;
+        }
         benchmark::DoNotOptimize(matched);
     }
     state.SetItemsProcessed(state.iterations() * 1000);
@@ -62,14 +71,15 @@ BENCHMARK(ClassifyThousandSessions);
 
 void AdmissionDecisionWith300Sessions(benchmark::State& state) {
     const std::vector<CompiledRule> rules = hundred_rules();
+    const std::vector<RuleSieve> sieves = sieves_of(rules);
     std::vector<SessionSlot> slots(400, SessionSlot{});
     std::vector<SlotTags> tags(400, SlotTags{});
     for (int i = 0; i < 300; ++i) fill_slot(&slots[i], &tags[i], key("pgbench"), "rule-99", true, 1000 + i);
     const AdmissionPolicy policy;
     for (auto _ : state) {
         const AdmissionDecision d =
-            decide_admission(rules.data(), rules.size(), policy, key("pgbench"), false, slots.data(), tags.data(),
-                             slots.size());
+            decide_admission(rules.data(), sieves.data(), rules.size(), policy, key("pgbench"), false, slots.data(),
+                             tags.data(), slots.size());
         benchmark::DoNotOptimize(d);
     }
 }

@@ -95,11 +95,12 @@ SlotTags tags_of(const SessionSlot& slot) noexcept {
     return tags_for(key_of(slot, slot.application), slot.rule_name);
 }
 
-AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
+AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* sieves, std::size_t rule_count,
+                                   const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
                                    const SlotTags* tags, std::size_t slot_count, std::size_t self) noexcept {
     AdmissionDecision decision;
-    decision.rule_index = classify(rules, rule_count, session);
+    decision.rule_index = classify(rules, sieves, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
     const char* rule_name = rule != nullptr ? rule->rule_name : "";
 

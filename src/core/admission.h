@@ -79,8 +79,9 @@ inline constexpr std::size_t kNewSession = static_cast<std::size_t>(-1);
 // slot of a session already admitted that is being re-decided (it renamed itself): its
 // own place is left out of the count, so when its new group is full it is the session
 // refused, never one of those already there. kNewSession for a login.
-// `tags` holds the tags of `slots`, as above.
-AdmissionDecision decide_admission(const CompiledRule* rules, std::size_t rule_count, const AdmissionPolicy& policy,
+// `sieves` holds the sieves of `rules` (see classify), `tags` the tags of `slots`, as above.
+AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* sieves, std::size_t rule_count,
+                                   const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
                                    const SlotTags* tags, std::size_t slot_count,
                                    std::size_t self = kNewSession) noexcept;

@@ -33,8 +33,11 @@ bool rule_matches(const CompiledRule& rule, const SessionKey& session) noexcept 
     return true;
 }
 
-int classify(const CompiledRule* rules, std::size_t count, const SessionKey& session) noexcept {
+int classify(const CompiledRule* rules, const RuleSieve* sieves, std::size_t count,
+             const SessionKey& session) noexcept {
+    const SieveKey key = sieve_key(session.database, session.role, session.application);
     for (std::size_t i = 0; i < count; ++i) {
+        if (!sieve_passes(sieves[i], key)) continue;
         if (rules[i].enabled && rule_matches(rules[i], session)) return static_cast<int>(i);
     }
     return kNoRule;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "rule.h"
+#include "rule_sieve.h"
 
 namespace connguard::core {
 
@@ -30,7 +31,9 @@ void sort_rules(CompiledRule* rules, std::size_t count) noexcept;
 
 bool rule_matches(const CompiledRule& rule, const SessionKey& session) noexcept;
 
-// Index of the first enabled matching rule of a sorted array, or kNoRule.
-int classify(const CompiledRule* rules, std::size_t count, const SessionKey& session) noexcept;
+// Index of the first enabled matching rule of a sorted array, or kNoRule. sieves[i] is
+// sieve_of(rules[i]): a rule is read only when its sieve lets the session through.
+int classify(const CompiledRule* rules, const RuleSieve* sieves, std::size_t count,
+             const SessionKey& session) noexcept;
 
 }  // namespace connguard::core

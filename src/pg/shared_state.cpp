@@ -18,15 +18,17 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 
 // Header, then the arrays, each MAXALIGNed. Sizes come from restart-only settings and
 // MaxBackends, so they are fixed for the life of the server. What every login reads (the
-// header, the slot tags, the counters' first entries, the rules) comes first and close
+// header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
-    Size slot_tags, counters, rules, slots, events, history, total;
+    Size rule_sieves, slot_tags, counters, rules, slots, events, history, total;
 };
 
 Layout shared_layout() {
     Layout layout;
     Size offset = MAXALIGN(sizeof(SharedState));
+    layout.rule_sieves = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::RuleSieve))));
     layout.slot_tags = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SlotTags))));
     layout.counters = offset;
@@ -64,6 +66,7 @@ void attach_shared_memory() {
         pg_atomic_init_u32(&state->rename_pending, 0);
         state->rule_capacity = setting_max_rules;
         state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
+        state->rule_sieves = reinterpret_cast<core::RuleSieve*>(base + layout.rule_sieves);
         state->slot_count = MaxBackends;
         state->slots = reinterpret_cast<core::SessionSlot*>(base + layout.slots);
         state->slot_tags = reinterpret_cast<core::SlotTags*>(base + layout.slot_tags);
@@ -115,6 +118,7 @@ void publish_rules(SharedState* state, std::uint64_t generation, const core::Com
     for (int i = 0; i < count; ++i) groups += rules[i].group_name().empty() ? 0 : 1;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
+    core::sieve_rules(state->rules, count, state->rule_sieves);
     state->rule_count = count;
     state->group_rule_count = groups;
     state->rule_set_version += 1;

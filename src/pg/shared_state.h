@@ -48,6 +48,7 @@ struct SharedState {
     std::int32_t rule_count;
     std::int32_t rule_capacity;  // connguard.max_rules
     core::CompiledRule* rules;   // [rule_capacity]
+    core::RuleSieve* rule_sieves;  // [rule_capacity], sieve_of(rules[i]): what classifying a login reads first
     std::int32_t group_rule_count;  // rules whose role_name is a "+group"
 
     // One slot per backend, indexed by proc number: who holds a place in which group.

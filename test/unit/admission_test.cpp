@@ -54,7 +54,9 @@ struct Server {
     int next_pid = 1000;
 
     AdmissionDecision decide(const SessionKey& key, bool exempt = false, std::size_t self = kNewSession) const {
-        return decide_admission(rules.data(), rules.size(), policy, key, exempt, slots.data(), tags.data(),
+        std::vector<RuleSieve> sieves(rules.size());
+        sieve_rules(rules.data(), rules.size(), sieves.data());
+        return decide_admission(rules.data(), sieves.data(), rules.size(), policy, key, exempt, slots.data(), tags.data(),
                                 slots.size(), self);
     }
 

@@ -40,7 +40,9 @@ std::vector<CompiledRule> compile_all(const std::vector<RuleSpec>& specs) {
 }
 
 std::string winner(const std::vector<CompiledRule>& rules, const SessionKey& key) {
-    const int i = classify(rules.data(), rules.size(), key);
+    std::vector<RuleSieve> sieves(rules.size());
+    sieve_rules(rules.data(), rules.size(), sieves.data());
+    const int i = classify(rules.data(), sieves.data(), rules.size(), key);
     return i == kNoRule ? "(none)" : std::string(rules[i].name());
 }
 

@@ -131,8 +131,8 @@ void admit_or_refuse(Port* port) {
         LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
         compute_memberships(state, role, &memberships);
     }
-    decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt, state->slots,
-                                      state->slot_tags, state->slot_count);
+    decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
+                                      state->slots, state->slot_tags, state->slot_count);
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
     strlcpy(rule_name, decision.rule_index != core::kNoRule ? rule.rule_name : core::kDefaultRuleName, sizeof rule_name);
     if (decision.verdict != core::Verdict::kReject) {

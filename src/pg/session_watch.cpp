@@ -60,8 +60,8 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
     core::SessionSlot* shared = &state->slots[index];
     if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
         still_there = true;
-        decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, false, state->slots,
-                                          state->slot_tags, state->slot_count, index);
+        decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, false,
+                                          state->slots, state->slot_tags, state->slot_count, index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
         if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its old place until it has gone
             core::regroup_slot(shared, &state->slot_tags[index], new_application,
@@ -123,8 +123,8 @@ void reclassify_sessions(SharedState* state) {
         core::SessionSlot* shared = &state->slots[index];
         if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
             const core::AdmissionDecision decision =
-                core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, seen.exempt_login,
-                                       state->slots, state->slot_tags, state->slot_count, index);
+                core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
+                                       seen.exempt_login, state->slots, state->slot_tags, state->slot_count, index);
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             core::regroup_slot(shared, &state->slot_tags[index], seen.application, rule_name, decision.counted);

@@ -56,8 +56,8 @@ struct Server {
     AdmissionDecision decide(const SessionKey& key, bool exempt = false, std::size_t self = kNewSession) const {
         std::vector<RuleSieve> sieves(rules.size());
         sieve_rules(rules.data(), rules.size(), sieves.data());
-        return decide_admission(rules.data(), sieves.data(), rules.size(), policy, key, exempt, slots.data(), tags.data(),
-                                slots.size(), self);
+        return decide_admission(rules.data(), sieves.data(), rules.size(), policy, key, exempt, slots.data(),
+                                tags.data(), slots.size(), self);
     }
 
     AdmissionDecision login(const SessionKey& key, bool exempt = false) {

@@ -7,6 +7,7 @@ namespace {
 
 std::uint64_t first_bytes(std::string_view text) noexcept {
     std::uint64_t word = 0;
+    if (text.empty()) return word;  // a default string_view's data() is null, which memcpy may not take
     std::memcpy(&word, text.data(), text.size() < kSievePrefixBytes ? text.size() : kSievePrefixBytes);
     return word;
 }

@@ -281,6 +281,9 @@ swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first clust
 
 # --- 3. Enforcement precision: lateness past a 1 s idle limit, 50 staggered sessions.
 {
+    # Rows 1 and 2 restart both clusters between blocks and row 2 ends with PgBouncer: wait
+    # for the machine to go quiet again, as after each restart (see settle).
+    settle();
     $with->safe_psql('postgres', q{
         INSERT INTO connguard.rules (rule_name, priority, application_name, idle_timeout) VALUES ('precise', 1, 'late', '1 s');
         SELECT connguard.reload_rules();});

@@ -53,19 +53,17 @@ CompiledRule compile(std::optional<std::string_view> database, std::optional<std
 const char* const kPieces[] = {"a", "b", "-", "é", "*", "?", "\\*", "\\?", "\\\\", "\\a", "ab", "svc-"};
 const char* const kNamePieces[] = {"a", "b", "-", "é", "*", "?", "\\", "ab", "svc-"};
 
-std::string random_pattern(std::mt19937& random) {
-    std::string pattern;
+// Up to six pieces drawn from `from`.
+template <std::size_t N>
+std::string random_text(std::mt19937& random, const char* const (&from)[N]) {
+    std::string text;
     const int pieces = static_cast<int>(random() % 7);
-    for (int i = 0; i < pieces; ++i) pattern += kPieces[random() % std::size(kPieces)];
-    return pattern;
+    for (int i = 0; i < pieces; ++i) text += from[random() % N];
+    return text;
 }
 
-std::string random_name(std::mt19937& random) {
-    std::string name;
-    const int pieces = static_cast<int>(random() % 7);
-    for (int i = 0; i < pieces; ++i) name += kNamePieces[random() % std::size(kNamePieces)];
-    return name;
-}
+std::string random_pattern(std::mt19937& random) { return random_text(random, kPieces); }
+std::string random_name(std::mt19937& random) { return random_text(random, kNamePieces); }
 
 }  // namespace
 

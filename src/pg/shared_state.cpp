@@ -48,7 +48,6 @@ Layout shared_layout() {
 void request_shared_memory() {
     if (previous_request_hook != nullptr) previous_request_hook();
     RequestAddinShmemSpace(shared_layout().total);
-    RequestNamedLWLockTranche(kTrancheName, 1);
 }
 
 void attach_shared_memory() {
@@ -61,7 +60,9 @@ void attach_shared_memory() {
         // First start, or a crash restart: everything begins from zero.
         char* base = reinterpret_cast<char*>(state);
         memset(base, 0, layout.total);
-        state->lock = &(GetNamedLWLockTranche(kTrancheName))[0].lock;
+        state->lock_tranche = LWLockNewTrancheId();
+        LWLockInitialize(&state->lock_storage.lock, state->lock_tranche);
+        state->lock = &state->lock_storage.lock;
         pg_atomic_init_u64(&state->reload_requested, 0);
         pg_atomic_init_u32(&state->rename_pending, 0);
         state->rule_capacity = setting_max_rules;
@@ -79,6 +80,9 @@ void attach_shared_memory() {
         state->stats_reset_at = GetCurrentTimestamp();
     }
     LWLockRelease(AddinShmemInitLock);
+    // The tranche's name is known per process (for wait events in pg_stat_activity): the
+    // postmaster's registration is inherited by the backends it forks.
+    LWLockRegisterTranche(state->lock_tranche, kTrancheName);
     attached = state;
 }
 

@@ -1,5 +1,7 @@
 // pg_connguard's shared memory: sized once at server start, holds only trivially
-// copyable data, arrays, one LWLock and atomics.
+// copyable data, arrays, one LWLock and atomics. All of it, the LWLock included, lies in
+// the one block allocated after PostgreSQL's own structures: loading the library leaves
+// every core structure at the offset it has without it.
 //
 // Locking: `lock` protects every field below it that is not atomic. Readers take it
 // shared, copy what they need into local memory, release it, and only then build
@@ -31,7 +33,13 @@ struct RuleLoadStatus {
 };
 
 struct SharedState {
-    LWLock* lock;
+    // The lock lives here, in a tranche of its own, rather than in the main LWLock array
+    // that a named tranche request would grow: that array comes first in shared memory,
+    // and growing it moved every core structure after it (the buffer pool, the lock and
+    // proc arrays) by 128 bytes.
+    LWLockPadded lock_storage;
+    int lock_tranche;
+    LWLock* lock;  // &lock_storage.lock
 
     // Reload requests: anyone bumps `reload_requested` and sets the worker's latch; the
     // rules loader records in `last_load.generation` the request number it served.

@@ -20,7 +20,7 @@ use ConnguardLogin;
 delete $ENV{PGAPPNAME};
 
 my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run (rows 1 and 2: half of it counted, see both_at_once)
-my $rounds = $ENV{BENCH_ROUNDS} // 6;     # rounds: 6x this for logins, 4x for queries, 1x for PgBouncer and views
+my $rounds = $ENV{BENCH_ROUNDS} // 6;     # rounds: 6x this for logins, 8x for queries, 1x for PgBouncer and views
 my @rows;
 
 sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
@@ -212,10 +212,13 @@ sub spread {
 }
 
 # --- 1 and 2, run in blocks with the library moved to the other cluster between them.
-# Measured, a block's median moves by a few percent from one restart of the clusters to
-# the next, more than its rounds do among themselves: more blocks, not more rounds. With
-# four blocks the query ratio of four full runs ranged 0.975-1.005 for a path the library
-# has no code on; eight halve the weight of any one restart.
+# A block's median moves by a few percent from one restart of the clusters to the next:
+# with four blocks the query ratio of four full runs ranged 0.975-1.005 for a path the
+# library has no code on; eight halve the weight of any one restart. The query rounds
+# themselves are as unsteady: with neither server loading the library and no restarts at
+# all, one round's ratio ran 0.90-1.16 (this VM's two cores run at speeds of their own that
+# change by the second; pinned one to each core, the two servers' TPS differed by up to
+# 2x). So row 2 takes twice the rounds of row 1's blocks.
 my $blocks = 8;
 my @login_args = ('-U', 'app', '-C', '-S', '-c', '4', '-j', '2');
 my @query_args = ('-U', 'app', '-S', '-c', '8', '-j', '2');
@@ -231,7 +234,7 @@ for my $block (1 .. $blocks) {
     die "only " . ($matched || 0) . " of $n logins matched rule pgbench" unless $matched && $matched >= $n - 1;
     $checks += $n;
     $check_seconds += $n * $us / 1e6;
-    push @query_blocks, side_by_side(int(4 * $rounds / $blocks) || 1, @query_args);
+    push @query_blocks, side_by_side(int(8 * $rounds / $blocks) || 1, @query_args);
 }
 swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first cluster's setup
 

@@ -218,7 +218,8 @@ sub spread {
 # themselves are as unsteady: with neither server loading the library and no restarts at
 # all, one round's ratio ran 0.90-1.16 (this VM's two cores run at speeds of their own that
 # change by the second; pinned one to each core, the two servers' TPS differed by up to
-# 2x). So row 2 takes twice the rounds of row 1's blocks.
+# 2x). So row 2 takes 8 x BENCH_ROUNDS rounds in all, six a block by default, twice what
+# it had (row 1: 6 x BENCH_ROUNDS, four a block).
 my $blocks = 8;
 my @login_args = ('-U', 'app', '-C', '-S', '-c', '4', '-j', '2');
 my @query_args = ('-U', 'app', '-S', '-c', '8', '-j', '2');

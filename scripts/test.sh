@@ -1,31 +1,191 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs every test layer of pg_connguard:
-#   1. the core's GoogleTest suite (CMake + CTest), no server needed;
+# Installs what is missing, then runs every test layer of pg_connguard against every supported
+# PostgreSQL major (see scripts/majors.sh for where each comes from):
+#   1. the core's GoogleTest suite (CMake + CTest), built with that major's compiler; on the
+#      assertion-enabled target, under AddressSanitizer and UndefinedBehaviorSanitizer;
 #   2. pg_regress tests of the SQL surface, on a temporary instance;
 #   3. TAP tests (several sessions, timing, restarts), on temporary instances.
+# Ends with one table: target, exact server version, build warnings, the counts of each layer.
+#
+#   ./scripts/test.sh                   every target: 15 17 18 19 18-assert
+#   ./scripts/test.sh --major 17        one target (repeat --major for more)
+#   ./scripts/test.sh --rebuild         make the cached root file systems and server anew
+#
 # Works as root (server-side tests then run as the postgres user) or as a user with sudo.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/common.sh"
+. "$root/scripts/majors.sh"
 
-install_missing_packages "$TEST_PACKAGES"
+targets=()
+export REBUILD_CACHE=0 CONNGUARD_RUN_ID="$$-$(date +%s)"
+while [ $# -gt 0 ]; do
+    case $1 in
+        --major)
+            [ $# -ge 2 ] || { echo "--major needs a target: $ALL_TARGETS" >&2; exit 2; }
+            case " $ALL_TARGETS " in *" $2 "*) targets+=("$2") ;; *) echo "unknown target '$2'; choose from: $ALL_TARGETS" >&2; exit 2 ;; esac
+            shift 2 ;;
+        --rebuild) REBUILD_CACHE=1; shift ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$ALL_TARGETS"
 
-echo "== core unit tests (GoogleTest)"
-cmake -S "$root" -B "$root/build/core" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$root/build/core" -j"$(nproc)" >/dev/null
-(cd "$root/build/core" && ctest --output-on-failure)
+install_missing_packages "$TEST_PACKAGES $MAJORS_HOST_PACKAGES"
+logs="$root/build/test-logs"
+mkdir -p "$logs"
+trap unmount_all_rootfs EXIT
 
-echo "== extension build and install"
-copy=$(build_and_install_copy "$root" test)
+# Where the target runs: "" for this machine, else the root file system it runs in. The
+# source copy is at $copy inside the target, and at $rootfs$copy from here.
+rootfs=""
+as_target_root() { if [ -z "$rootfs" ]; then as_root "$@"; else in_rootfs "$rootfs" "$@"; fi; }
+as_target_user() {
+    if [ -z "$rootfs" ]; then as_server_user "$@"; else in_rootfs "$rootfs" runuser -u postgres -- "$@"; fi
+}
+target_user_name() { if [ -z "$rootfs" ]; then echo "$SERVER_USER"; else echo postgres; fi; }
 
-echo "== pg_regress and TAP tests (as $SERVER_USER, in $copy)"
-if ! as_server_user make -s -C "$copy" PG_CONFIG="$PG_CONFIG" installcheck; then
-    [ -f "$copy/regression.diffs" ] && cat "$copy/regression.diffs"
-    for log in "$copy"/tmp_check/log/*; do
-        [ -f "$log" ] && { echo "---- $log"; tail -n 60 "$log"; }
-    done
-    echo "FAILED: see above (the build copy is kept in $copy)"
-    exit 1
-fi
-rm -rf "$copy"
-echo "== all test layers passed"
+# One target, all layers; writes its figures to $logs/$target.result as shell assignments.
+run_target() {
+    local target=$1 pg_config unit_flags="" copy log status
+    log="$logs/$target.log"
+    : >"$log"
+    case $target in
+        15) rootfs=""; pg_config=/usr/lib/postgresql/15/bin/pg_config ;;
+        18-assert)
+            rootfs=""
+            prepare_assert_server || return 1
+            pg_config="$ASSERT_PREFIX/bin/pg_config"
+            unit_flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" ;;
+        *)
+            rootfs=$(rootfs_dir "$(suite_of_target "$target")")
+            prepare_rootfs "$(suite_of_target "$target")" "$target" || return 1
+            pg_config="/usr/lib/postgresql/$target/bin/pg_config" ;;
+    esac
+    local bindir server_version
+    bindir=$(as_target_root "$pg_config" --bindir) || return 1
+    server_version=$(as_target_root "$bindir/postgres" --version | sed "s/^postgres (PostgreSQL) //") || return 1
+    record version "$server_version"
+
+    copy="/var/tmp/pg_connguard-test-$target"
+    as_root rm -rf "$rootfs$copy" && as_root mkdir -p "$rootfs$copy" || return 1
+    tar -C "$root" --exclude=./build --exclude=./tmp_check --exclude=./results --exclude=./.git \
+        --exclude='*.o' --exclude='*.so' -cf - . | as_root tar -C "$rootfs$copy" -xf - || return 1
+    as_target_root chown -R "$(target_user_name)" "$copy" || return 1
+
+    echo "-- $target: core unit tests (GoogleTest${unit_flags:+, ASan+UBSan})"
+    status=0
+    as_target_user env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh -c "
+        cmake -S '$copy' -B '$copy/build/core' -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+              -DCMAKE_CXX_FLAGS='$unit_flags' -DCMAKE_EXE_LINKER_FLAGS='$unit_flags' >/dev/null &&
+        cmake --build '$copy/build/core' -j$(nproc) --target core_tests >/dev/null &&
+        cd '$copy/build/core' && ctest --output-on-failure" >"$logs/$target.unit.log" 2>&1 || status=$?
+    grep -E 'tests passed|tests failed' "$logs/$target.unit.log" | tail -n 1
+    record unit "$(ctest_count "$logs/$target.unit.log" "$status")"
+    [ "$status" -eq 0 ] || { tail -n 80 "$logs/$target.unit.log"; return 1; }
+
+    echo "-- $target: build and install the extension ($server_version)"
+    status=0
+    as_target_user make -C "$copy" PG_CONFIG="$pg_config" -j"$(nproc)" >"$logs/$target.build.log" 2>&1 || status=$?
+    record warnings "$(grep -c 'warning:' "$logs/$target.build.log" || true)"
+    [ "$status" -eq 0 ] || { grep -E 'error|warning' "$logs/$target.build.log" | head -n 40; return 1; }
+    as_target_root make -s -C "$copy" PG_CONFIG="$pg_config" install >>"$logs/$target.build.log" 2>&1 || return 1
+
+    echo "-- $target: pg_regress and TAP tests (as $(target_user_name))"
+    status=0
+    as_target_user make -C "$copy" PG_CONFIG="$pg_config" installcheck 2>&1 | tee "$log" || status=$?
+    record regress "$(regress_count "$log")"
+    record tap "$(tap_count "$log")"
+    local crashes
+    crashes=$(server_crashes "$rootfs$copy")
+    if [ -n "$crashes" ]; then
+        echo "the server crashed or failed an assertion during the tests:"
+        echo "$crashes"
+        record crash yes
+        status=1
+    fi
+    if [ "$status" -ne 0 ]; then
+        [ -f "$rootfs$copy/regression.diffs" ] && cat "$rootfs$copy/regression.diffs"
+        for server_log in "$rootfs$copy"/tmp_check/log/*; do
+            [ -f "$server_log" ] && { echo "---- $server_log"; tail -n 60 "$server_log"; }
+        done
+        echo "FAILED: see above (the build copy is kept in $rootfs$copy)"
+        return 1
+    fi
+    as_root rm -rf "$rootfs$copy"
+}
+
+record() { echo "$1=$(printf '%q' "$2")" >>"$logs/$current.result"; }
+
+ctest_count() {
+    local line
+    line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -n 1)
+    if [ -z "$line" ]; then echo "not run"; return; fi
+    local failed total
+    failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+    echo "$((total - failed))/$total"
+}
+
+# pg_regress says "All N tests passed." or "M of N tests failed." (with a "# " before it from 16 on).
+regress_count() {
+    local passed failed
+    passed=$(grep -oE 'All [0-9]+ tests passed' "$1" | grep -oE '[0-9]+' | tail -n 1)
+    if [ -n "$passed" ]; then echo "$passed/$passed"; return; fi
+    failed=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$1" | tail -n 1)
+    if [ -n "$failed" ]; then
+        set -- $failed
+        echo "$(($3 - $1))/$3"
+    else
+        echo "not run"
+    fi
+}
+
+# prove closes with "Files=F, Tests=N, ..." and "Result: PASS" or "Result: FAIL".
+tap_count() {
+    local summary result
+    summary=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$1" | tail -n 1)
+    result=$(grep -oE 'Result: [A-Z]+' "$1" | tail -n 1)
+    if [ -z "$summary" ]; then echo "not run"; return; fi
+    local files tests
+    files=$(sed -E 's/Files=([0-9]+), Tests=([0-9]+)/\1/' <<<"$summary")
+    tests=$(sed -E 's/Files=([0-9]+), Tests=([0-9]+)/\2/' <<<"$summary")
+    echo "$tests in $files files${result:+, ${result#Result: }}"
+}
+
+# A failed assertion (TRAP), a PANIC, or a server process ended by a signal other than the
+# SIGKILL a test sends on purpose, in any server log of the run.
+server_crashes() {
+    [ -d "$1/tmp_check/log" ] || return 0
+    grep -HE 'TRAP: |PANIC: |terminated by signal ([0-8]|1[0-9]|[2-9][0-9])\b' "$1"/tmp_check/log/*.log 2>/dev/null | head -n 20 || true
+}
+
+started_all=$(date +%s)
+failed=0
+passed=0
+for current in "${targets[@]}"; do
+    rm -f "$logs/$current.result"
+    echo "== target $current"
+    started=$(date +%s)
+    if (run_target "$current"); then
+        record result PASS
+        passed=$((passed + 1))
+    else
+        record result FAIL
+        failed=$((failed + 1))
+    fi
+    record seconds "$(($(date +%s) - started))"
+done
+
+echo
+echo "== summary ($(($(date +%s) - started_all)) s)"
+printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %s\n' target server warnings unit pg_regress TAP time result
+for current in "${targets[@]}"; do
+    version="" warnings="" unit="" regress="" tap="" seconds="" result=""
+    . "$logs/$current.result"
+    printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %s\n' "$current" "${version:--}" "${warnings:--}" "${unit:--}" \
+        "${regress:--}" "${tap:--}" "${seconds}s" "$result"
+done
+echo "targets: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

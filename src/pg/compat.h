@@ -1,4 +1,4 @@
-// Every difference between the PostgreSQL majors pg_connguard supports (15 to 18)
+// Every difference between the PostgreSQL majors pg_connguard supports (15 to 19)
 // lives here and nowhere else.
 #pragma once
 
@@ -44,7 +44,8 @@
 #define CONNGUARD_RESERVED_SLOTS() (ReservedBackends)
 #endif
 
-// The GUC record of a built-in setting, by name (nullptr if absent).
+// The record of a built-in string setting, by name (nullptr if absent or not a string). Up to
+// 18 a config_string begins with its config_generic; from 19 the config_generic holds it.
 extern "C" {
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -61,4 +62,36 @@ static inline struct config_generic* connguard_find_guc_15(const char* name) {
     }
     return nullptr;
 }
+#endif
+static inline struct config_string* connguard_find_string_guc(const char* name) {
+    struct config_generic* record = CONNGUARD_FIND_GUC(name);
+    if (record == nullptr || record->vartype != PGC_STRING) return nullptr;
+#if PG_VERSION_NUM >= 190000
+    return &record->_string;
+#else
+    return reinterpret_cast<struct config_string*>(record);
+#endif
+}
+
+// get_database_name(): declared in commands/dbcommands.h up to 18, in utils/lsyscache.h from 19.
+extern "C" {
+#if PG_VERSION_NUM >= 190000
+#include "utils/lsyscache.h"
+#else
+#include "commands/dbcommands.h"
+#endif
+}
+
+// A tranche of our own for the LWLock in pg_connguard's block. Up to 18 a tranche id is drawn
+// and its name registered per process (the postmaster's registration is inherited by the
+// backends it forks); from 19 the name is given when the id is drawn and kept in shared memory.
+extern "C" {
+#include "storage/lwlock.h"
+}
+#if PG_VERSION_NUM >= 190000
+#define CONNGUARD_NEW_TRANCHE(name) LWLockNewTrancheId(name)
+#define CONNGUARD_NAME_TRANCHE(id, name) ((void)(id), (void)(name))
+#else
+#define CONNGUARD_NEW_TRANCHE(name) ((void)(name), LWLockNewTrancheId())
+#define CONNGUARD_NAME_TRANCHE(id, name) LWLockRegisterTranche((id), (name))
 #endif

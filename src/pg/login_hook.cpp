@@ -9,6 +9,8 @@
 // through the callback of step 2 and frees its place at once.
 #include "pg/login_hook.h"
 
+#include <ctime>
+
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
 #include "pg/group_membership.h"

@@ -12,9 +12,10 @@
 #include "pg/shared_state.h"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "catalog/pg_authid_d.h"
-#include "commands/dbcommands.h"
 #include "funcapi.h"
+#include "utils/tuplestore.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/proc.h"
@@ -218,7 +219,7 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.values, row.nulls);
     }
     pgstat_clear_backend_activity_snapshot();
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }
 
 // The event ring, newest first.
@@ -252,7 +253,7 @@ extern "C" Datum connguard_events(PG_FUNCTION_ARGS) {
         row.put(text_datum(e.detail));
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.values, row.nulls);
     }
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }
 
 // One row per rule in force, one for "(default)", and one for each rule no longer in
@@ -304,7 +305,7 @@ extern "C" Datum connguard_rule_stats(PG_FUNCTION_ARGS) {
             emit(name, nullptr, false);
         }
     }
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }
 
 // One row: the server's connection slots, sessions by state, health, worker and rules.
@@ -406,7 +407,7 @@ extern "C" Datum connguard_history(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<int64>(h.terminated)));
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row.values, row.nulls);
     }
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }
 
 // Zeroes the per-rule counters (live session counts are not counters and stay; a rule's

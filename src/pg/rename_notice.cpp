@@ -32,8 +32,8 @@ void on_application_name_assigned(const char* newval, void* extra) {
 }  // namespace
 
 void install_rename_notice() {
-    auto* record = reinterpret_cast<config_string*>(CONNGUARD_FIND_GUC("application_name"));
-    if (record == nullptr || record->gen.vartype != PGC_STRING) {
+    config_string* record = connguard_find_string_guc("application_name");
+    if (record == nullptr) {
         ereport(WARNING, (errmsg("pg_connguard: application_name setting not found; renames into a full group "
                                  "will not be noticed")));
         return;

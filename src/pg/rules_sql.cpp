@@ -10,8 +10,8 @@ extern "C" {
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
+#include "utils/tuplestore.h"
 #include "pgstat.h"
-#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/timestamp.h"
@@ -101,7 +101,7 @@ extern "C" Datum connguard_rules_changed(PG_FUNCTION_ARGS) {
         reload_pending_at_commit = true;
     }
     (void)fcinfo;
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }
 
 // connguard.reload_rules(): makes the worker read connguard.rules now, waits for it,
@@ -190,5 +190,5 @@ extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
         Assert(c == kColumns);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    return PointerGetDatum(nullptr);
+    return (Datum)0;
 }

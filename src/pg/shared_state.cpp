@@ -60,7 +60,7 @@ void attach_shared_memory() {
         // First start, or a crash restart: everything begins from zero.
         char* base = reinterpret_cast<char*>(state);
         memset(base, 0, layout.total);
-        state->lock_tranche = LWLockNewTrancheId();
+        state->lock_tranche = CONNGUARD_NEW_TRANCHE(kTrancheName);
         LWLockInitialize(&state->lock_storage.lock, state->lock_tranche);
         state->lock = &state->lock_storage.lock;
         pg_atomic_init_u64(&state->reload_requested, 0);
@@ -80,9 +80,8 @@ void attach_shared_memory() {
         state->stats_reset_at = GetCurrentTimestamp();
     }
     LWLockRelease(AddinShmemInitLock);
-    // The tranche's name is known per process (for wait events in pg_stat_activity): the
-    // postmaster's registration is inherited by the backends it forks.
-    LWLockRegisterTranche(state->lock_tranche, kTrancheName);
+    // The tranche's name, for wait events in pg_stat_activity (see compat.h).
+    CONNGUARD_NAME_TRANCHE(state->lock_tranche, kTrancheName);
     attached = state;
 }
 

@@ -96,6 +96,10 @@ my $kept = open_session(application_name => 'single');
 my $refused = login($node, user => 'app', database => 'postgres', application_name => 'single');
 ok(!$refused->{admitted}, 'a login over the cap is refused');
 wait_closed([$kept], 5);
+# The client sees its FATAL before the ended backend has run its exit callback: wait for the
+# place to be free, not for the socket to close.
+$node->poll_query_until('postgres', q{SELECT sessions = 0 FROM connguard.rule_stats WHERE rule_name = 'one'})
+  or die 'the ended session kept its place';
 my $survivor = login($node, user => 'app', database => 'postgres', application_name => 'single');
 simple_query($survivor, 'BEGIN');  # idle in transaction: not under this rule's idle limit
 is($node->safe_psql('postgres', q{SELECT event || '/' || reason || '/' || rule_name FROM connguard.events WHERE rule_name = 'one' ORDER BY event_time}),

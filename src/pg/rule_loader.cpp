@@ -69,10 +69,13 @@ int read_compile_publish(SharedState* state, std::uint64_t generation) {
 }
 
 void load_rules(SharedState* state, std::uint64_t generation) {
+    // The error's text is copied here, outside every transaction context, before the failed
+    // transaction is aborted and its memory freed.
+    char why[kLoadErrorBytes] = "";
+    MemoryContext outside = CurrentMemoryContext;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     pgstat_report_activity(STATE_RUNNING, kRulesQuery);
-    MemoryContext caller = CurrentMemoryContext;
     PG_TRY();
     {
         if (SPI_connect() != SPI_OK_CONNECT) ereport(ERROR, (errmsg("SPI_connect failed")));
@@ -91,13 +94,19 @@ void load_rules(SharedState* state, std::uint64_t generation) {
     }
     PG_CATCH();
     {
-        MemoryContextSwitchTo(caller);
+        // As PostgreSQL's own workers clean up after an error: no interrupt until the
+        // transaction is aborted.
+        HOLD_INTERRUPTS();
+        MemoryContextSwitchTo(outside);
         ErrorData* failure = CopyErrorData();
         FlushErrorState();
+        strlcpy(why, failure->message != nullptr ? failure->message : "unknown error", sizeof why);
+        FreeErrorData(failure);
         AbortCurrentTransaction();
-        log_failure(state, generation, failure->message);
+        RESUME_INTERRUPTS();
     }
     PG_END_TRY();
+    if (why[0] != '\0') log_failure(state, generation, why);
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 

@@ -43,7 +43,8 @@ struct RawValue {
     std::size_t size = 0;
     void assign(std::string_view value) noexcept {
         size = std::min(value.size(), kMaxNameBytes);
-        std::memcpy(bytes, value.data(), size);
+        // A default string_view's data() is null, which memcpy may not take even for 0 bytes.
+        if (size != 0) std::memcpy(bytes, value.data(), size);
     }
 };
 

@@ -101,3 +101,14 @@ TEST(LoginApplication, HexEscapeIsClippedAt63BytesLikeAnyText) {
     expected += "\\x0";  // 15 whole escapes are 60 bytes; 3 of the 16th fit
     EXPECT_EQ(clean(std::string(16, '\x01'), AsciiCleaning::kHexEscape), expected);
 }
+
+TEST(LoginApplication, EmptyValueWithoutDataIsEmpty) {
+    // From fuzz/login_application_fuzz.cpp: a value that is a default string_view (data()
+    // null) is an empty name; it was copied with memcpy from a null pointer (undefined
+    // behaviour, reported by UndefinedBehaviorSanitizer).
+    EXPECT_EQ(app("", {{"application_name", std::string_view()}}), "");
+    // The input the fuzzer first found it with: the later, empty parameter wins.
+    const std::vector<StartupParameter> parameters = {{"application_name", "caf\xc3\xa9\x01"},
+                                                      {"application_name", std::string_view()}};
+    EXPECT_EQ(app("  \t\\\\ X  -c\va\x01", parameters), "");
+}

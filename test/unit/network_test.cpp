@@ -122,3 +122,17 @@ TEST(Cidr, CanonicalText) {
     EXPECT_EQ(cidr_to_string(net("1:0:0:1::/64")), "1:0:0:1::/64");
     EXPECT_EQ(cidr_to_string(net("1:0:2:0:0:0:3:0/128")), "1:0:2::3:0/128");
 }
+
+TEST(Address, ZoneIsDroppedWhateverItsBytes) {
+    // From fuzz/address_fuzz.cpp: an IPv6 zone is dropped unread, NUL bytes and all; a
+    // network still refuses any zone.
+    const std::string_view text("1::%#\0\0\0\0\0\0\0::3", 15);
+    IpAddress a;
+    ASSERT_TRUE(parse_ip_address(text, &a));
+    EXPECT_EQ(a.family, AddressFamily::kIPv6);
+    EXPECT_EQ(a.bytes[1], 1);
+    EXPECT_EQ(a.bytes[15], 0);
+    Cidr c;
+    EXPECT_NE(parse_cidr(text, &c), "");
+    EXPECT_FALSE(parses("1.2.3.4%eth0")) << "an IPv4 address has no zone";
+}

@@ -14,8 +14,9 @@
 # they are made from is the one this machine's apt already uses.
 
 ALL_TARGETS="15 17 18 19 18-assert"
-# What this machine needs to make the root file systems and build the assertion-enabled server.
-MAJORS_HOST_PACKAGES="debootstrap bison flex"
+# What this machine needs to make the root file systems, build the assertion-enabled server,
+# and build the fuzzers (clang with its sanitizer and libFuzzer runtime).
+MAJORS_HOST_PACKAGES="debootstrap bison flex clang libclang-rt-14-dev"
 CONNGUARD_CACHE=${CONNGUARD_CACHE:-/var/cache/pg_connguard}
 # Packages every root file system needs to build and test pg_connguard.
 ROOTFS_PACKAGES="g++ make cmake libgtest-dev libipc-run-perl libkrb5-dev ca-certificates

@@ -4,11 +4,13 @@
 #   1. the core's GoogleTest suite (CMake + CTest), built with that major's compiler; on the
 #      assertion-enabled target, under AddressSanitizer and UndefinedBehaviorSanitizer;
 #   2. pg_regress tests of the SQL surface, on a temporary instance;
-#   3. TAP tests (several sessions, timing, restarts), on temporary instances.
+#   3. TAP tests (several sessions, timing, restarts, crashes), on temporary instances;
+# and, once, the libFuzzer targets of fuzz/ (scripts/fuzz.sh, $FUZZ_SECONDS each, default 15).
 # Ends with one table: target, exact server version, build warnings, the counts of each layer.
 #
-#   ./scripts/test.sh                   every target: 15 17 18 19 18-assert
-#   ./scripts/test.sh --major 17        one target (repeat --major for more)
+#   ./scripts/test.sh                   every target: 15 17 18 19 18-assert, and the fuzzers
+#   ./scripts/test.sh --major 17        one target (repeat --major for more), no fuzzing
+#   ./scripts/test.sh --fuzz            the fuzzers too (with --major)
 #   ./scripts/test.sh --rebuild         make the cached root file systems and server anew
 #
 # Works as root (server-side tests then run as the postgres user) or as a user with sudo.
@@ -18,6 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/majors.sh"
 
 targets=()
+fuzz=""
 export REBUILD_CACHE=0 CONNGUARD_RUN_ID="$$-$(date +%s)"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,11 +29,15 @@ while [ $# -gt 0 ]; do
             case " $ALL_TARGETS " in *" $2 "*) targets+=("$2") ;; *) echo "unknown target '$2'; choose from: $ALL_TARGETS" >&2; exit 2 ;; esac
             shift 2 ;;
         --rebuild) REBUILD_CACHE=1; shift ;;
-        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --fuzz) fuzz=1; shift ;;
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$ALL_TARGETS"
+if [ ${#targets[@]} -eq 0 ]; then
+    read -r -a targets <<<"$ALL_TARGETS"
+    fuzz=${fuzz:-1}
+fi
 
 install_missing_packages "$TEST_PACKAGES $MAJORS_HOST_PACKAGES"
 logs="$root/build/test-logs"
@@ -164,6 +171,17 @@ server_crashes() {
 started_all=$(date +%s)
 failed=0
 passed=0
+fuzz_result="not run (see --fuzz)"
+if [ -n "$fuzz" ]; then
+    echo "== fuzzing the core's parsers (libFuzzer, ASan+UBSan)"
+    if FUZZ_SECONDS="${FUZZ_SECONDS:-15}" "$root/scripts/fuzz.sh" 2>&1 | tee "$logs/fuzz.log"; then
+        fuzz_result="$(grep -E '^fuzz: [0-9]+ passed' "$logs/fuzz.log" | tail -n 1)"
+        passed=$((passed + 1))
+    else
+        fuzz_result="FAIL ($(grep -E '^fuzz: [0-9]+ passed' "$logs/fuzz.log" | tail -n 1))"
+        failed=$((failed + 1))
+    fi
+fi
 for current in "${targets[@]}"; do
     rm -f "$logs/$current.result"
     echo "== target $current"
@@ -187,5 +205,7 @@ for current in "${targets[@]}"; do
     printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %s\n' "$current" "${version:--}" "${warnings:--}" "${unit:--}" \
         "${regress:--}" "${tap:--}" "${seconds}s" "$result"
 done
+echo "fuzzers: ${fuzz_result#fuzz: }"
+# The closing count: each major's target, and the fuzzers when they ran.
 echo "targets: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

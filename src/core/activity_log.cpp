@@ -4,16 +4,40 @@
 
 namespace connguard::core {
 
-RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, const char* rule_name) noexcept {
+namespace {
+
+RuleCounters fresh_counters(const char* rule_name) noexcept {
+    RuleCounters counters{};
+    std::strncpy(counters.rule_name, rule_name, kMaxRuleNameBytes);
+    return counters;
+}
+
+}  // namespace
+
+RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, const char* rule_name,
+                                   CountersNeeded needed, const void* context) noexcept {
     for (std::size_t i = 0; i < capacity; ++i) {
         if (table[i].rule_name[0] == '\0') {
-            table[i] = RuleCounters{};
-            std::strncpy(table[i].rule_name, rule_name, kMaxRuleNameBytes);
+            table[i] = fresh_counters(rule_name);
             return &table[i];
         }
         if (std::strcmp(table[i].rule_name, rule_name) == 0) return &table[i];
     }
+    for (std::size_t i = 0; i < capacity; ++i) {
+        if (!needed(table[i].rule_name, context)) {
+            table[i] = fresh_counters(rule_name);
+            return &table[i];
+        }
+    }
     return nullptr;
+}
+
+void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded needed, const void* context) noexcept {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < capacity && table[i].rule_name[0] != '\0'; ++i) {
+        if (needed(table[i].rule_name, context)) table[kept++] = fresh_counters(table[i].rule_name);
+    }
+    for (std::size_t i = kept; i < capacity && table[i].rule_name[0] != '\0'; ++i) table[i] = RuleCounters{};
 }
 
 const char* event_kind_name(EventKind kind) noexcept {

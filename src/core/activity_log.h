@@ -24,9 +24,20 @@ struct RuleCounters {
 };
 static_assert(std::is_trivially_copyable_v<RuleCounters>);
 
-// The counters of rule_name in a fixed table, added if missing; nullptr when the table is
-// full (those counts are then dropped: the table holds 2 x connguard.max_rules + 1 names).
-RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, const char* rule_name) noexcept;
+// Whether counters under `rule_name` must be kept: the rule is in force, or it is the
+// default row. Counters of other names (rules no longer in force) are shown until their
+// place is needed for a new name, and dropped by a reset.
+using CountersNeeded = bool (*)(const char* rule_name, const void* context);
+
+// The counters of rule_name in a fixed table (its used entries come first), added if
+// missing. When the table is full, the first entry `needed` does not keep is given to the
+// new name. nullptr only when every entry is needed (the table holds 2 x connguard.max_rules
+// + 1 names, so at most half of it ever is).
+RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, const char* rule_name,
+                                   CountersNeeded needed, const void* context) noexcept;
+
+// Zeroes every count and drops the names `needed` does not keep, used entries staying first.
+void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded needed, const void* context) noexcept;
 
 enum class EventKind : std::uint8_t { kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError };
 enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge };

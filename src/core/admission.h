@@ -115,9 +115,6 @@ std::vector<std::int32_t> group_sizes(const SessionSlot* slots, std::size_t slot
 // The rule named `name` in `rules`, or nullptr ("" is the defaults).
 const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept;
 
-// Name under which sessions matching no rule are counted and reported.
-inline constexpr const char* kDefaultRuleName = "(default)";
-
 // In the message helpers, `rule` is the rule the decision matched, nullptr for the defaults.
 
 // 'too many connections for application "etl"' (or role, database, client address, rule).

@@ -15,6 +15,8 @@
 namespace connguard::core {
 
 inline constexpr std::size_t kMaxRuleNameBytes = 63;        // NAMEDATALEN - 1
+// Name under which sessions matching no rule are counted and reported; no rule may take it.
+inline constexpr const char* kDefaultRuleName = "(default)";
 inline constexpr std::int32_t kMaxConnectionsLimit = 262143;  // PostgreSQL's MAX_BACKENDS
 inline constexpr std::int64_t kMicrosPerSecond = 1000000;
 inline constexpr std::int64_t kMaxIntervalMicros = 3650LL * 86400 * kMicrosPerSecond;  // ten years

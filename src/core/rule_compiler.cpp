@@ -9,29 +9,62 @@
 namespace connguard::core {
 namespace {
 
+// The length in bytes of the control character that starts text[at], or 0 if none does:
+// ASCII controls and DEL, C1 controls, and the Unicode line, paragraph and format controls
+// that change how text is shown (separators, zero-width and bidirectional marks, overrides
+// and isolates, the byte order mark). UTF-8 is decoded; an invalid sequence is no control.
+std::size_t control_length(std::string_view text, std::size_t at) noexcept {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+    const unsigned char lead = byte(at);
+    if (lead < 0x20 || lead == 0x7F) return 1;
+    std::size_t length = 0;
+    char32_t code = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        length = 2;
+        code = lead & 0x1F;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        code = lead & 0x0F;
+    } else {
+        return 0;  // ASCII, a continuation byte, or a 4-byte sequence (no control among them)
+    }
+    if (at + length > text.size()) return 0;
+    for (std::size_t i = 1; i < length; ++i) {
+        if ((byte(at + i) & 0xC0) != 0x80) return 0;
+        code = (code << 6) | (byte(at + i) & 0x3F);
+    }
+    const bool control = (code >= 0x80 && code <= 0x9F) || code == 0xAD || code == 0x61C || code == 0x180E ||
+                         (code >= 0x200B && code <= 0x200F) || (code >= 0x2028 && code <= 0x202E) ||
+                         (code >= 0x2060 && code <= 0x2064) || (code >= 0x2066 && code <= 0x206F) ||
+                         code == 0xFEFF || (code >= 0xFFF9 && code <= 0xFFFB);
+    return control ? length : 0;
+}
+
 bool has_control_character(std::string_view text) noexcept {
-    for (char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) return true;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (control_length(text, i) > 0) return true;
     }
     return false;
 }
 
-// The text in double quotes for a message: control characters shown as \xNN, and
-// anything past 40 bytes cut at a UTF-8 character boundary and marked with "...".
+// The text in double quotes for a message: control characters shown as \xNN (their UTF-8
+// bytes), and anything past 40 bytes cut at a UTF-8 character boundary and marked with "...".
 std::string quoted(std::string_view text) {
     constexpr std::size_t kShown = 40;
     std::size_t shown = std::min(text.size(), kShown);
     while (shown < text.size() && shown > 0 && (static_cast<unsigned char>(text[shown]) & 0xC0) == 0x80) --shown;
     std::string out = "\"";
-    for (char c : text.substr(0, shown)) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) {
+    for (std::size_t i = 0; i < shown; ++i) {
+        const std::size_t control = control_length(text, i);
+        for (std::size_t k = 0; k < control; ++k) {
             char escaped[8];
-            std::snprintf(escaped, sizeof escaped, "\\x%02X", u);
+            std::snprintf(escaped, sizeof escaped, "\\x%02X", static_cast<unsigned char>(text[i + k]));
             out += escaped;
+        }
+        if (control > 0) {
+            i += control - 1;
         } else {
-            out += c;
+            out += text[i];
         }
     }
     if (shown < text.size()) out += "...";
@@ -41,7 +74,8 @@ std::string quoted(std::string_view text) {
 void store_pattern(std::string_view text, PatternField* field) noexcept {
     field->present = true;
     field->length = static_cast<std::uint8_t>(text.size());
-    std::memcpy(field->text, text.data(), text.size());
+    // A default string_view's data() is null, which memcpy may not take even for 0 bytes.
+    if (!text.empty()) std::memcpy(field->text, text.data(), text.size());
     field->text[text.size()] = '\0';
 }
 
@@ -97,6 +131,9 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
     }
     if (has_control_character(*in.rule_name)) {
         return {"rule_name", quoted(*in.rule_name) + " contains a control character"};
+    }
+    if (*in.rule_name == kDefaultRuleName) {
+        return {"rule_name", quoted(*in.rule_name) + " is reserved for the sessions that match no rule"};
     }
     std::memcpy(out->rule_name, in.rule_name->data(), in.rule_name->size());
 

@@ -9,7 +9,22 @@ void copy_clipped(char* target, std::size_t size, std::string_view value) {
     target[n] = '\0';
 }
 
+// Counters are kept for the rules in force and the default row; see core::CountersNeeded.
+bool counters_needed(const char* rule_name, const void* context) {
+    const auto* state = static_cast<const SharedState*>(context);
+    return strcmp(rule_name, core::kDefaultRuleName) == 0 ||
+           core::rule_named(state->rules, state->rule_count, rule_name) != nullptr;
+}
+
+core::RuleCounters* counters_of_locked(SharedState* state, const char* rule_name) {
+    return core::find_or_add_counters(state->counters, state->counter_capacity, rule_name, counters_needed, state);
+}
+
 }  // namespace
+
+void reset_counters_locked(SharedState* state) {
+    core::reset_counters(state->counters, state->counter_capacity, counters_needed, state);
+}
 
 void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision,
                         double check_seconds) {
@@ -21,7 +36,7 @@ void count_login_locked(SharedState* state, const char* rule_name, const core::A
         ++state->total_connects;
     }
     if (!decision.counted) return;
-    core::RuleCounters* counters = core::find_or_add_counters(state->counters, state->counter_capacity, rule_name);
+    core::RuleCounters* counters = counters_of_locked(state, rule_name);
     if (counters == nullptr) return;
     switch (decision.verdict) {
         case core::Verdict::kAdmit: ++counters->admitted; break;
@@ -36,7 +51,7 @@ void count_login_locked(SharedState* state, const char* rule_name, const core::A
 
 void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would) {
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    if (core::RuleCounters* c = core::find_or_add_counters(state->counters, state->counter_capacity, rule_name)) {
+    if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
         if (would) {
             ++c->would_terminate;
         } else {

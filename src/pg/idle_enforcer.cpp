@@ -33,6 +33,7 @@ constexpr std::int64_t kBlockerPollUs = 100 * 1000;      // while a session may 
 
 struct Candidate {
     core::SessionSnapshot snapshot;
+    bool would;  // monitor mode or dry run: record, end nothing
     core::Deadline deadline;
     core::Limits limits;
     int slot;
@@ -41,10 +42,13 @@ struct Candidate {
 };
 
 // What the worker already did (or recorded as would-do) for a session in its current
-// state, so it neither signals twice nor logs a would_terminate every pass.
+// state, so it neither signals twice nor logs a would_terminate every pass. A would-do
+// does not cover a real ending: once monitor mode or the dry run ends, a session already
+// past its limit is ended at the next pass.
 struct Handled {
     std::int32_t pid;
     std::int64_t state_since;
+    bool would;
 };
 
 struct Work {
@@ -119,19 +123,20 @@ core::LimitDefaults defaults_now() {
             setting_idle_blocker_timeout_ms * kMs, setting_max_session_age_s * kS};
 }
 
-bool already_handled(const core::SessionSnapshot& s) {
+bool already_handled(const core::SessionSnapshot& s, bool would) {
     for (int i = 0; i < work.handled_count; ++i) {
-        if (work.handled[i].pid == s.pid && work.handled[i].state_since == s.state_since) return true;
+        const Handled& h = work.handled[i];
+        if (h.pid == s.pid && h.state_since == s.state_since && (!h.would || would)) return true;
     }
     return false;
 }
 
-void remember_handled(const core::SessionSnapshot& s, int capacity) {
+void remember_handled(const core::SessionSnapshot& s, bool would, int capacity) {
     if (work.handled_count == capacity) {  // forget the oldest half; they have long gone
         memmove(work.handled, work.handled + capacity / 2, sizeof(Handled) * (capacity - capacity / 2));
         work.handled_count = capacity - capacity / 2;
     }
-    work.handled[work.handled_count++] = Handled{s.pid, s.state_since};
+    work.handled[work.handled_count++] = Handled{s.pid, s.state_since, would};
 }
 
 bool is_blocker(const std::int32_t* blockers, int count, int pid) {
@@ -175,7 +180,7 @@ void act_on_due(SharedState* state) {
 
         const core::SessionSlot& slot = work.slots[c.slot];
         const char* rule_name = c.rule >= 0 ? work.rules[c.rule].rule_name : core::kDefaultRuleName;
-        const bool would = setting_dry_run || (c.rule >= 0 && work.rules[c.rule].mode == core::Mode::kMonitor);
+        const bool would = c.would;
         const double seconds = static_cast<double>(now - c.snapshot.state_since) / 1e6;
         const double limit = static_cast<double>(c.deadline.limit_us) / 1e6;
         char detail[192];
@@ -183,7 +188,7 @@ void act_on_due(SharedState* state) {
                  seconds, core::event_reason_name(c.deadline.reason), limit, rule_name);
 
         const core::SessionKey key = core::key_of(slot, c.application);
-        remember_handled(c.snapshot, state->slot_count);
+        remember_handled(c.snapshot, would, state->slot_count);
         if (!would && BackendPidGetProc(c.snapshot.pid) == nullptr) continue;
         record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated,
                      c.deadline.reason, c.snapshot.pid, key, rule_name, detail);
@@ -251,7 +256,8 @@ TimestampTz enforce_idle_limits(SharedState* state) {
             }
         }
         c.deadline = core::deadline_for(c.snapshot, c.limits);
-        if (c.deadline.at == core::kNever || already_handled(c.snapshot)) continue;
+        c.would = setting_dry_run || (rule >= 0 && work.rules[rule].mode == core::Mode::kMonitor);
+        if (c.deadline.at == core::kNever || already_handled(c.snapshot, c.would)) continue;
         if (c.deadline.at <= now) {
             work.due[work.due_count++] = c;
         } else {

@@ -6,6 +6,7 @@
 
 #include "core/deadline.h"
 #include "core/pool_health.h"
+#include "pg/activity.h"
 #include "pg/client_sessions.h"
 #include "pg/cpp_boundary.h"
 #include "pg/settings.h"
@@ -416,14 +417,11 @@ extern "C" Datum connguard_reset_stats(PG_FUNCTION_ARGS) {
     SharedState* state = require_shared_state();
     const TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    reset_counters_locked(state);
     for (int i = 0; i < state->counter_capacity; ++i) {
         core::RuleCounters& c = state->counters[i];
-        if (c.rule_name[0] == '\0') continue;
-        char name[sizeof c.rule_name];
-        memcpy(name, c.rule_name, sizeof name);
-        c = core::RuleCounters{};
-        memcpy(c.rule_name, name, sizeof name);
-        const char* slot_rule = strcmp(name, core::kDefaultRuleName) == 0 ? "" : name;
+        if (c.rule_name[0] == '\0') break;
+        const char* slot_rule = strcmp(c.rule_name, core::kDefaultRuleName) == 0 ? "" : c.rule_name;
         for (int s = 0; s < state->slot_count; ++s) {
             if (state->slots[s].in_use && state->slots[s].counted && strcmp(state->slots[s].rule_name, slot_rule) == 0) {
                 ++c.peak;

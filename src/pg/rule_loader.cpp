@@ -2,6 +2,7 @@
 
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
+#include "pg/rule_file.h"
 #include "pg/rule_row.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -65,6 +66,7 @@ int read_compile_publish(SharedState* state, std::uint64_t generation) {
         return -1;
     }
     publish_rules(state, generation, compiled, count);
+    save_rule_file(compiled, count);
     return count;
 }
 
@@ -112,7 +114,7 @@ void load_rules(SharedState* state, std::uint64_t generation) {
 
 }  // namespace
 
-BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation) {
+BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation, bool report_failure) {
     BackgroundWorker worker;
     define_worker(&worker, "connguard_rules_loader_main", "pg_connguard rules loader", BGW_NEVER_RESTART);
     worker.bgw_main_arg = UInt64GetDatum(generation);
@@ -120,8 +122,11 @@ BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation) {
 
     BackgroundWorkerHandle* handle = nullptr;
     if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
-        log_failure(shared_state(), generation,
-                    "no background worker slot is free for the rules loader; raise max_worker_processes");
+        if (report_failure) {
+            log_failure(shared_state(), generation,
+                        "no background worker slot is free for the rules loader (retrying until one is); raise "
+                        "max_worker_processes");
+        }
         return nullptr;
     }
     return handle;

@@ -12,7 +12,8 @@ extern "C" {
 namespace connguard::pg {
 
 // Starts a loader serving reload request `generation`; the caller is notified when it
-// stops. Returns nullptr (after recording and logging why) if it cannot be started.
-BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation);
+// stops. Returns nullptr if it cannot be started (no free background worker slot), after
+// recording and logging why when report_failure is set.
+BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation, bool report_failure);
 
 }  // namespace connguard::pg

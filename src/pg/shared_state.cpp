@@ -1,5 +1,7 @@
 #include "pg/shared_state.h"
 
+#include "pg/activity.h"
+#include "pg/rule_file.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -45,6 +47,22 @@ Layout shared_layout() {
     return layout;
 }
 
+// Makes rules[0 .. count) the rule set in force (a new version). Caller holds the lock
+// exclusively, or is the postmaster initialising the block.
+void install_rules_locked(SharedState* state, int count, TimestampTz now) {
+    int groups = 0;
+    for (int i = 0; i < count; ++i) groups += state->rules[i].group_name().empty() ? 0 : 1;
+    core::sieve_rules(state->rules, count, state->rule_sieves);
+    state->rule_count = count;
+    state->group_rule_count = groups;
+    state->rule_set_version += 1;
+    state->rules_loaded_at = now;
+    state->last_load.ok = true;
+    state->last_load.rule_count = count;
+    state->last_load.attempted_at = now;
+    state->last_load.error[0] = '\0';
+}
+
 void request_shared_memory() {
     if (previous_request_hook != nullptr) previous_request_hook();
     RequestAddinShmemSpace(shared_layout().total);
@@ -54,6 +72,8 @@ void attach_shared_memory() {
     if (previous_startup_hook != nullptr) previous_startup_hook();
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
+    int restored = 0;
+    char why[160] = "";
     const Layout layout = shared_layout();
     auto* state = static_cast<SharedState*>(ShmemInitStruct("pg_connguard", layout.total, &found));
     if (!found) {
@@ -78,11 +98,28 @@ void attach_shared_memory() {
         state->history_capacity = setting_history_size;
         state->history = reinterpret_cast<core::HistorySample*>(base + layout.history);
         state->stats_reset_at = GetCurrentTimestamp();
+        restored = read_rule_file(state->rules, state->rule_capacity, why, sizeof why);
+        if (restored > 0) {
+            install_rules_locked(state, restored, state->stats_reset_at);
+        } else {
+            memset(static_cast<void*>(state->rules), 0, sizeof(core::CompiledRule) * state->rule_capacity);
+        }
     }
     LWLockRelease(AddinShmemInitLock);
     // The tranche's name, for wait events in pg_stat_activity (see compat.h).
     CONNGUARD_NAME_TRANCHE(state->lock_tranche, kTrancheName);
     attached = state;
+    // The caps hold from the first login: the last rule set in force before this start (or
+    // crash restart) is in force until the rules loader has read connguard.rules.
+    if (restored > 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%d rules restored from %s at server start", restored, kRuleFileName);
+        record_rules_event(state, core::EventKind::kRulesLoaded, detail);
+        ereport(LOG, (errmsg("pg_connguard: %s", detail)));
+    } else if (restored < 0) {
+        ereport(LOG, (errmsg("pg_connguard: not restoring the rules from \"%s\": %s", kRuleFileName, why),
+                      errdetail("Until the rules loader has read connguard.rules, no rule is in force.")));
+    }
 }
 
 }  // namespace
@@ -117,20 +154,10 @@ std::uint64_t request_rule_reload(SharedState* state) {
 
 void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count) {
     const TimestampTz now = GetCurrentTimestamp();
-    int groups = 0;
-    for (int i = 0; i < count; ++i) groups += rules[i].group_name().empty() ? 0 : 1;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
-    core::sieve_rules(state->rules, count, state->rule_sieves);
-    state->rule_count = count;
-    state->group_rule_count = groups;
-    state->rule_set_version += 1;
-    state->rules_loaded_at = now;
+    install_rules_locked(state, count, now);
     state->last_load.generation = Max(state->last_load.generation, generation);
-    state->last_load.ok = true;
-    state->last_load.rule_count = count;
-    state->last_load.attempted_at = now;
-    state->last_load.error[0] = '\0';
     LWLockRelease(state->lock);
 }
 

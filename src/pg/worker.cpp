@@ -102,6 +102,7 @@ extern "C" void connguard_worker_main(Datum) {
     BackgroundWorkerHandle* loader = nullptr;
     std::uint64_t loader_generation = 0;
     std::uint64_t served = 0;
+    int loader_start_failures = 0;  // in a row, for the retry's back-off (0.1 s to 1 s)
     request_rule_reload(state);  // load the rules as soon as the worker starts
 
     for (;;) {
@@ -122,10 +123,19 @@ extern "C" void connguard_worker_main(Datum) {
             }
         }
         const std::uint64_t requested = pg_atomic_read_u64(&state->reload_requested);
+        TimestampTz retry_at = DT_NOEND;
         if (loader == nullptr && requested > served) {
-            loader_generation = requested;
-            loader = start_rule_loader(loader_generation);
-            if (loader == nullptr) served = loader_generation;  // start_rule_loader recorded why
+            // No free background worker slot: the request stays pending and is retried, so a
+            // committed change is never dropped (start_rule_loader logged it once).
+            const bool first_try = loader_start_failures == 0;
+            loader = start_rule_loader(requested, first_try);
+            if (loader != nullptr) {
+                loader_generation = requested;
+                loader_start_failures = 0;
+            } else {
+                loader_start_failures = Min(loader_start_failures + 1, 10);
+                retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 100 * loader_start_failures);
+            }
         }
 
         LWLockAcquire(state->lock, LW_SHARED);
@@ -138,7 +148,8 @@ extern "C" void connguard_worker_main(Datum) {
 
         watch_renamed_sessions(state);
         long wait_ms = kIdleWakeMs;
-        const TimestampTz next_deadline = Min(enforce_idle_limits(state), sample_history_if_due(state));
+        const TimestampTz next_deadline =
+            Min(Min(enforce_idle_limits(state), sample_history_if_due(state)), retry_at);
         const TimestampTz now = GetCurrentTimestamp();
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         state->worker_last_run = now;

@@ -12,7 +12,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login simple_query send_query wait_result wait_closed);
+our @EXPORT = qw(start_login finish_login login simple_query query_value send_query wait_result wait_closed);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -94,6 +94,27 @@ sub wait_result {
             $error = "$fields{C}: $fields{M}";
         }
         return $error if $type eq 'Z';
+    }
+}
+
+# Runs a query and returns the first column of its first row (undef for NULL, no row, an
+# error, or a session the server ended: then $session->{lost} is set).
+sub query_value {
+    my ($session, $sql) = @_;
+    send_query($session, $sql);
+    my ($value, $failed);
+    while (1) {
+        my ($type, $reply) = read_message($session->{socket});
+        unless (defined $type) {
+            $session->{lost} = 1;
+            return undef;
+        }
+        $failed = 1 if $type eq 'E';
+        if ($type eq 'D' && !defined $value) {
+            my ($columns, $length) = unpack('n N', $reply);
+            $value = substr($reply, 6, $length) if $columns > 0 && $length != 0xFFFFFFFF;
+        }
+        return $failed ? undef : $value if $type eq 'Z';
     }
 }
 

@@ -54,6 +54,19 @@ TEST(RuleValidation, RuleName) {
     expect_refused(minimal(long_name), "rule_name", "longer than 63 bytes");
     EXPECT_TRUE(compile(minimal(std::string(63, 'n'))).ok());
     expect_refused(minimal("tab\there"), "rule_name", "control character");
+    // Unicode line, paragraph and format controls too (NEL, LINE SEPARATOR, RIGHT-TO-LEFT
+    // OVERRIDE, ZERO WIDTH SPACE, BYTE ORDER MARK), not other non-ASCII letters.
+    for (const char* name : {"a\xC2\x85" "b", "a\xE2\x80\xA8" "b", "a\xE2\x80\xAE" "b", "a\xE2\x80\x8B" "b", "\xEF\xBB\xBF" "ab"}) {
+        expect_refused(minimal(name), "rule_name", "control character");
+    }
+    for (const char* name : {"caf\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "emoji \xF0\x9F\x98\x80", "\xE2\x80\x94" "dash"}) {
+        EXPECT_TRUE(compile(minimal(name)).ok()) << name;
+    }
+}
+
+TEST(RuleValidation, TheDefaultRowsNameIsReserved) {
+    expect_refused(minimal("(default)"), "rule_name", "reserved for the sessions that match no rule");
+    EXPECT_TRUE(compile(minimal("(default")).ok());
 }
 
 TEST(RuleValidation, OddButLegalNames) {
@@ -249,4 +262,20 @@ TEST(RuleSet, EmptyInputIsAnEmptySet) {
     const CompiledRuleSet set = compile_rule_set({}, 256);
     EXPECT_EQ(set.error, "");
     EXPECT_TRUE(set.rules.empty());
+}
+
+TEST(RuleValidation, EmptyTextWithoutData) {
+    // From fuzz/rule_fuzz.cpp: an empty pattern that is a default string_view (data() null)
+    // is '' like any other; it was copied with memcpy from a null pointer (undefined
+    // behaviour, reported by UndefinedBehaviorSanitizer).
+    RuleInput in = minimal("e");
+    in.priority = 0;
+    in.application_name = std::string_view();
+    CompiledRule out;
+    ASSERT_TRUE(compile_rule(in, &out).ok());
+    EXPECT_TRUE(out.application_name.present);
+    EXPECT_EQ(out.application_name.view(), "");
+    in = minimal();
+    in.database_name = std::string_view();
+    expect_refused(in, "database_name", "use NULL to match any database");
 }

@@ -19,6 +19,10 @@ SELECT rule_name, priority, cap_per, mode, enabled FROM connguard.rules ORDER BY
 INSERT INTO connguard.rules (rule_name) VALUES ('');
 INSERT INTO connguard.rules (rule_name) VALUES (repeat('r', 64));
 INSERT INTO connguard.rules (rule_name) VALUES (E'tab\there');
+INSERT INTO connguard.rules (rule_name) VALUES (U&'line\2028break');
+INSERT INTO connguard.rules (rule_name) VALUES (U&'evil\202Etxt.exe');
+INSERT INTO connguard.rules (rule_name) VALUES (U&'next\0085line');
+INSERT INTO connguard.rules (rule_name) VALUES ('(default)');
 -- priority
 INSERT INTO connguard.rules (rule_name, priority) VALUES ('p', NULL);
 -- globs

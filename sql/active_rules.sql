@@ -47,3 +47,16 @@ DROP ROLE connguard_watcher;
 DELETE FROM connguard.rules;
 SELECT connguard.reload_rules();
 SELECT count(*) FROM connguard.active_rules;
+
+-- The installed version, and every function of the extension with a pinned search_path.
+SELECT extversion FROM pg_extension WHERE extname = 'pg_connguard';
+SELECT p.oid::regprocedure AS without_pinned_search_path
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_connguard'
+WHERE NOT EXISTS (SELECT FROM unnest(p.proconfig) AS setting WHERE setting LIKE 'search_path=%');
+SELECT count(*) AS functions_with_pinned_search_path
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_connguard'
+WHERE p.proconfig @> ARRAY['search_path=pg_catalog, connguard, pg_temp'];

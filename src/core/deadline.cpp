@@ -51,6 +51,16 @@ Deadline deadline_for(const SessionSnapshot& s, const Limits& limits) noexcept {
     return best;
 }
 
+std::int64_t next_look_at(const SessionSnapshot& s, const Limits& limits, std::int64_t now,
+                          std::int64_t poll_us) noexcept {
+    const bool busy = s.state == SessionState::kActive || s.state == SessionState::kIdleInTransaction ||
+                      s.state == SessionState::kIdleInTransactionAborted;
+    if (!busy || limits.max_age_us <= 0 || s.backend_start <= 0) return kNever;
+    if (s.backend_start > kNever - limits.max_age_us) return kNever;
+    const std::int64_t aged = s.backend_start + limits.max_age_us;
+    return aged > now ? aged : now + poll_us;
+}
+
 bool still_due(const SessionSnapshot& planned, const SessionSnapshot& seen, const Limits& limits,
                std::int64_t now) noexcept {
     if (planned.pid != seen.pid || planned.state != seen.state || planned.state_since != seen.state_since) {

@@ -55,6 +55,13 @@ struct Deadline {
 // is both idle and old enough); the blocker limit only while it is blocking.
 Deadline deadline_for(const SessionSnapshot& session, const Limits& limits) noexcept;
 
+// When the worker must look at a session again although it has no deadline in its current
+// state: a session that is busy (active or in a transaction) when it reaches max_session_age
+// must end as soon as it goes idle, and only a look tells when it does. From the moment it
+// is old enough, every poll_us; before, at that moment. kNever when no age limit applies.
+std::int64_t next_look_at(const SessionSnapshot& session, const Limits& limits, std::int64_t now,
+                          std::int64_t poll_us) noexcept;
+
 // Right before ending a session: true only if it is the same session, still in the same
 // state since the same moment, and its deadline (recomputed now) has passed.
 bool still_due(const SessionSnapshot& planned, const SessionSnapshot& now_seen, const Limits& limits,

@@ -30,6 +30,7 @@ namespace {
 constexpr std::int64_t kMinScanUs = 10 * 1000;           // never look more often than every 10 ms
 constexpr std::int64_t kMaxScanUs = 60 * 1000 * 1000;    // nor less often than every minute
 constexpr std::int64_t kBlockerPollUs = 100 * 1000;      // while a session may turn into a blocker
+constexpr std::int64_t kAgedPollUs = kMinScanUs;         // while a session past max_session_age is busy
 
 struct Candidate {
     core::SessionSnapshot snapshot;
@@ -256,6 +257,7 @@ TimestampTz enforce_idle_limits(SharedState* state) {
             }
         }
         c.deadline = core::deadline_for(c.snapshot, c.limits);
+        next = Min(next, core::next_look_at(c.snapshot, c.limits, now, kAgedPollUs));
         c.would = setting_dry_run || (rule >= 0 && work.rules[rule].mode == core::Mode::kMonitor);
         if (c.deadline.at == core::kNever || already_handled(c.snapshot, c.would)) continue;
         if (c.deadline.at <= now) {

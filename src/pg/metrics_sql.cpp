@@ -1,6 +1,8 @@
 // connguard.metrics(): the views' figures in Prometheus text format. The figures are
 // read through SPI from the views themselves, copied into plain structs, and rendered by
 // the core, so a scrape and a SELECT never disagree.
+#include <cstdlib>
+
 #include "core/metrics.h"
 #include "pg/cpp_boundary.h"
 #include "pg/shared_state.h"
@@ -125,13 +127,24 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
 
-    char* text = nullptr;
+    // Rendered in C++ into a malloc'd buffer (no PostgreSQL allocator inside cpp_call), then
+    // copied into the result once every C++ object is gone.
+    char* rendered_text = nullptr;
+    std::size_t size = 0;
     cpp_call([&] {
         const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count);
-        text = static_cast<char*>(MemoryContextAllocExtended(caller, rendered.size() + 1, MCXT_ALLOC_NO_OOM));
-        if (text == nullptr) throw std::bad_alloc();
-        memcpy(text, rendered.c_str(), rendered.size() + 1);
+        rendered_text = static_cast<char*>(std::malloc(rendered.size()));
+        if (rendered_text == nullptr && !rendered.empty()) throw std::bad_alloc();
+        size = rendered.size();
+        if (size > 0) memcpy(rendered_text, rendered.data(), size);
     });
+    auto* result = static_cast<text*>(MemoryContextAllocExtended(caller, VARHDRSZ + size, MCXT_ALLOC_NO_OOM));
+    if (result != nullptr) {
+        SET_VARSIZE(result, VARHDRSZ + size);
+        if (size > 0) memcpy(VARDATA(result), rendered_text, size);
+    }
+    std::free(rendered_text);
+    if (result == nullptr) ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
     (void)fcinfo;
-    PG_RETURN_TEXT_P(cstring_to_text(text));
+    PG_RETURN_TEXT_P(result);
 }

@@ -41,6 +41,16 @@ void wake_worker_at_commit(XactEvent event, void*) {
         case XACT_EVENT_PARALLEL_ABORT:
             reload_pending_at_commit = false;
             break;
+        case XACT_EVENT_PRE_PREPARE:
+            // COMMIT PREPARED may come from any session, long after, and tells nobody: the
+            // change would sit in the table without ever being loaded.
+            if (reload_pending_at_commit) {
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("cannot PREPARE a transaction that has changed connguard.rules"),
+                                errhint("Change connguard.rules in a transaction of its own: the rules are reloaded "
+                                        "when it commits.")));
+            }
+            break;
         default:
             break;
     }

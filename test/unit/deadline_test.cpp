@@ -121,6 +121,23 @@ TEST(Deadline, MaxSessionAgeOnlyWhileIdle) {
         << "age never ends a session inside a transaction";
 }
 
+TEST(Deadline, ABusySessionPastItsAgeIsWatchedUntilItGoesIdle) {
+    const Limits l{0, 0, 0, 100 * kSecond};
+    const std::int64_t poll = 10 * 1000;
+    // Busy and young: look again when it reaches the age.
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kActive, 30 * kSecond, 1), l, 40 * kSecond, poll), 100 * kSecond + 1);
+    // Busy and old (active, or in a transaction): look every poll until it is idle.
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kActive, 30 * kSecond, 1), l, 150 * kSecond, poll),
+              150 * kSecond + poll);
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kIdleInTransaction, 30 * kSecond, 1), l, 150 * kSecond, poll),
+              150 * kSecond + poll);
+    // Idle: its deadline covers it. No age limit, or an unknown start: nothing to watch.
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kIdle, 30 * kSecond, 1), l, 150 * kSecond, poll), kNever);
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kActive, 30 * kSecond, 1), Limits{kSecond, 0, 0, 0}, 150 * kSecond, poll),
+              kNever);
+    EXPECT_EQ(next_look_at(snapshot(SessionState::kActive, 30 * kSecond, 0), l, 150 * kSecond, poll), kNever);
+}
+
 TEST(Deadline, EarliestReasonWins) {
     const Limits l{10 * kSecond, 0, 0, 100 * kSecond};
     EXPECT_EQ(deadline_for(snapshot(SessionState::kIdle, 95 * kSecond, 1), l).reason, EventReason::kAge);

@@ -1,6 +1,7 @@
 # "Run dry, then enforce": sessions already logged as would-end are ended as soon as the
-# dry run ends or their rule goes from monitor to enforce. And per-rule counters keep
-# counting when rule names rotate past the counter table's size, also after reset_stats().
+# dry run ends or their rule goes from monitor to enforce. max_session_age ends a session
+# that aged while busy as soon as it goes idle. And per-rule counters keep counting when
+# rule names rotate past the counter table's size, also after reset_stats().
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,6 +17,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_connguard'
 connguard.max_rules = 2
+max_prepared_transactions = 2
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -70,6 +72,35 @@ $node->safe_psql('postgres', q{ALTER SYSTEM RESET connguard.dry_run; SELECT pg_r
 $closed = wait_closed([$drying], 5);
 ok(exists $closed->{ $drying->{pid} }, 'dry run off: the idler already past its limit is ended');
 is(events_of('drying'), 'would_terminate,terminated', 'events: would_terminate, then terminated');
+
+# --- max_session_age: a session busy when it reaches its age ends as soon as it goes idle
+# (within the worker's 10 ms look while it is busy), not at the next scan.
+$node->safe_psql('postgres', q{
+DELETE FROM connguard.rules;
+INSERT INTO connguard.rules (rule_name, application_name, max_session_age) VALUES ('aging', 'aging', '2 s');
+SELECT connguard.reload_rules();
+});
+my $aging = idle_session('aging');
+send_query($aging, 'SELECT pg_sleep(3)');
+is(wait_result($aging), undef, 'a session busy past its max_session_age is left alone while busy');
+my $idle_from = time();
+$closed = wait_closed([$aging], 5);
+ok(exists $closed->{ $aging->{pid} }, 'it is ended once idle');
+my $late = exists $closed->{ $aging->{pid} } ? $closed->{ $aging->{pid} }{at} - $idle_from : 99;
+cmp_ok($late, '<', 0.25, sprintf('within %.3f s of going idle (the scan period here is 2 s)', $late));
+is(events_of('aging'), 'terminated', 'with an event');
+
+# --- A change to the rules inside PREPARE TRANSACTION is refused (COMMIT PREPARED would
+# never reload it); the table is left as it was.
+my ($stdout, $stderr);
+$node->psql('postgres', q{BEGIN; INSERT INTO connguard.rules (rule_name) VALUES ('prepared'); PREPARE TRANSACTION 'p1';},
+    stdout => \$stdout, stderr => \$stderr);
+like($stderr, qr/cannot PREPARE a transaction that has changed connguard.rules/, 'PREPARE TRANSACTION of a rules change is refused');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_prepared_xacts}) . '/' .
+   $node->safe_psql('postgres', q{SELECT count(*) FROM connguard.rules WHERE rule_name = 'prepared'}),
+    '0/0', 'nothing is left prepared or written');
+$node->safe_psql('postgres', q{BEGIN; CREATE TABLE other (i int); PREPARE TRANSACTION 'p2'; COMMIT PREPARED 'p2';});
+ok(1, 'other transactions still prepare');
 
 # --- Rule names rotating through a counter table of 2 x max_rules + 1 = 5 names.
 for my $generation (1 .. 12) {

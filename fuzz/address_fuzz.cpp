@@ -29,16 +29,14 @@
 
 #include "core/address.h"
 
+#include "fuzz_support.h"
+
+using namespace connguard;
 using namespace connguard::core;
 
 namespace {
 
-void require(bool condition, const char* what) {
-    if (!condition) {
-        std::fprintf(stderr, "address invariant violated: %s\n", what);
-        __builtin_trap();
-    }
-}
+void require(bool condition, const char* what) { fuzz::require(condition, "address", what); }
 
 unsigned max_bits(AddressFamily family) { return family == AddressFamily::kIPv4 ? 32 : 128; }
 

@@ -27,16 +27,14 @@
 #include "core/glob.h"
 #include "core/rule_sieve.h"
 
+#include "fuzz_support.h"
+
+using namespace connguard;
 using namespace connguard::core;
 
 namespace {
 
-void require(bool condition, const char* what) {
-    if (!condition) {
-        std::fprintf(stderr, "glob invariant violated: %s\n", what);
-        __builtin_trap();
-    }
-}
+void require(bool condition, const char* what) { fuzz::require(condition, "glob", what); }
 
 bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
 

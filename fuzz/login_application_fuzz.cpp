@@ -27,16 +27,14 @@
 
 #include "core/login_application.h"
 
+#include "fuzz_support.h"
+
+using namespace connguard;
 using namespace connguard::core;
 
 namespace {
 
-void require(bool condition, const char* what) {
-    if (!condition) {
-        std::fprintf(stderr, "login_application invariant violated: %s\n", what);
-        __builtin_trap();
-    }
-}
+void require(bool condition, const char* what) { fuzz::require(condition, "login_application", what); }
 
 constexpr std::size_t kMaxParameters = 16;
 

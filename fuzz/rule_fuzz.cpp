@@ -38,16 +38,14 @@
 #include "core/rule_compiler.h"
 #include "core/rule_sieve.h"
 
+#include "fuzz_support.h"
+
+using namespace connguard;
 using namespace connguard::core;
 
 namespace {
 
-void require(bool condition, const char* what) {
-    if (!condition) {
-        std::fprintf(stderr, "rule invariant violated: %s\n", what);
-        __builtin_trap();
-    }
-}
+void require(bool condition, const char* what) { fuzz::require(condition, "rule", what); }
 
 constexpr std::size_t kMaxRows = 32;
 

@@ -125,40 +125,26 @@ run_target() {
 
 record() { echo "$1=$(printf '%q' "$2")" >>"$logs/$current.result"; }
 
+# ctest closes with "N% tests passed, F tests failed out of T".
 ctest_count() {
-    local line
-    line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -n 1)
-    if [ -z "$line" ]; then echo "not run"; return; fi
     local failed total
-    failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
-    total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
-    echo "$((total - failed))/$total"
+    read -r failed total < <(sed -nE 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1 \2/p' "$1" | tail -n 1) || true
+    if [ -n "${total:-}" ]; then echo "$((total - failed))/$total"; else echo "not run"; fi
 }
 
 # pg_regress says "All N tests passed." or "M of N tests failed." (with a "# " before it from 16 on).
 regress_count() {
-    local passed failed
-    passed=$(grep -oE 'All [0-9]+ tests passed' "$1" | grep -oE '[0-9]+' | tail -n 1)
-    if [ -n "$passed" ]; then echo "$passed/$passed"; return; fi
-    failed=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$1" | tail -n 1)
-    if [ -n "$failed" ]; then
-        set -- $failed
-        echo "$(($3 - $1))/$3"
-    else
-        echo "not run"
-    fi
+    local failed total
+    read -r failed total < <(sed -nE 's/.*All ([0-9]+) tests passed.*/0 \1/p; s/.* ([0-9]+) of ([0-9]+) tests failed.*/\1 \2/p' "$1" | tail -n 1) || true
+    if [ -n "${total:-}" ]; then echo "$((total - failed))/$total"; else echo "not run"; fi
 }
 
 # prove closes with "Files=F, Tests=N, ..." and "Result: PASS" or "Result: FAIL".
 tap_count() {
-    local summary result
-    summary=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$1" | tail -n 1)
-    result=$(grep -oE 'Result: [A-Z]+' "$1" | tail -n 1)
-    if [ -z "$summary" ]; then echo "not run"; return; fi
-    local files tests
-    files=$(sed -E 's/Files=([0-9]+), Tests=([0-9]+)/\1/' <<<"$summary")
-    tests=$(sed -E 's/Files=([0-9]+), Tests=([0-9]+)/\2/' <<<"$summary")
-    echo "$tests in $files files${result:+, ${result#Result: }}"
+    local files tests result
+    read -r files tests < <(sed -nE 's/.*Files=([0-9]+), Tests=([0-9]+).*/\1 \2/p' "$1" | tail -n 1) || true
+    result=$(sed -nE 's/^Result: ([A-Z]+).*/\1/p' "$1" | tail -n 1)
+    if [ -n "${tests:-}" ]; then echo "$tests in $files files${result:+, $result}"; else echo "not run"; fi
 }
 
 # A failed assertion (TRAP), a PANIC, or a server process ended by a signal other than the

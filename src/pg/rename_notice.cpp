@@ -14,8 +14,9 @@ namespace {
 GucStringAssignHook original_assign = nullptr;
 
 // Runs inside the session whose application_name was just assigned. Assign hooks must
-// not fail: it only compares with its own place and, on a real change, raises a flag and
-// sets the worker's latch (read without the lock: a stale latch is a harmless wake-up).
+// not fail: it only compares with its own place and, on a real change, raises a flag and,
+// if the flag was down, sets the worker's latch (read without the lock: a stale latch is a
+// harmless wake-up).
 void on_application_name_assigned(const char* newval, void* extra) {
     if (original_assign != nullptr) original_assign(newval, extra);
     SharedState* state = shared_state();
@@ -24,7 +25,9 @@ void on_application_name_assigned(const char* newval, void* extra) {
     if (index < 0 || index >= state->slot_count) return;
     const core::SessionSlot& own = state->slots[index];
     if (!own.in_use || own.pid != MyProcPid || strncmp(own.application, newval, core::kMaxNameBytes) == 0) return;
-    pg_atomic_write_u32(&state->rename_pending, 1);
+    // Only the first rename since the worker's last look wakes it: a session renaming itself
+    // thousands of times a second costs the worker one look per pass, not one per rename.
+    if (pg_atomic_exchange_u32(&state->rename_pending, 1) != 0) return;
     Latch* latch = state->worker_latch;
     if (latch != nullptr) SetLatch(latch);
 }

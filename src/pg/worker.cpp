@@ -30,6 +30,7 @@ namespace {
 
 constexpr int kRestartSeconds = 1;
 constexpr long kIdleWakeMs = 60000;  // safety net only: requests and renames arrive by latch
+constexpr long kRenamePassGapMs = 10;  // at most 100 looks for renames a second, however fast sessions rename
 
 void forget_worker(int, Datum) {
     SharedState* state = shared_state();
@@ -103,6 +104,7 @@ extern "C" void connguard_worker_main(Datum) {
     std::uint64_t loader_generation = 0;
     std::uint64_t served = 0;
     int loader_start_failures = 0;  // in a row, for the retry's back-off (0.1 s to 1 s)
+    TimestampTz last_rename_pass = 0;
     request_rule_reload(state);  // load the rules as soon as the worker starts
 
     for (;;) {
@@ -123,7 +125,7 @@ extern "C" void connguard_worker_main(Datum) {
             }
         }
         const std::uint64_t requested = pg_atomic_read_u64(&state->reload_requested);
-        TimestampTz retry_at = DT_NOEND;
+        TimestampTz wake_at = DT_NOEND;  // besides the limits and history: a retry, a deferred look for renames
         if (loader == nullptr && requested > served) {
             // No free background worker slot: the request stays pending and is retried, so a
             // committed change is never dropped (start_rule_loader logged it once).
@@ -134,7 +136,7 @@ extern "C" void connguard_worker_main(Datum) {
                 loader_start_failures = 0;
             } else {
                 loader_start_failures = Min(loader_start_failures + 1, 10);
-                retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 100 * loader_start_failures);
+                wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 100 * loader_start_failures);
             }
         }
 
@@ -146,10 +148,18 @@ extern "C" void connguard_worker_main(Datum) {
             classified_version = version;
         }
 
-        watch_renamed_sessions(state);
+        if (pg_atomic_read_u32(&state->rename_pending) != 0) {
+            const TimestampTz now = GetCurrentTimestamp();
+            if (now >= TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs)) {
+                watch_renamed_sessions(state);
+                last_rename_pass = now;
+            } else {
+                wake_at = Min(wake_at, TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs));
+            }
+        }
         long wait_ms = kIdleWakeMs;
         const TimestampTz next_deadline =
-            Min(Min(enforce_idle_limits(state), sample_history_if_due(state)), retry_at);
+            Min(Min(enforce_idle_limits(state), sample_history_if_due(state)), wake_at);
         const TimestampTz now = GetCurrentTimestamp();
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         state->worker_last_run = now;

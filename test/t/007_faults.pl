@@ -65,7 +65,7 @@ sub start_sampler {
             my $count = query_value($sampler, q{SELECT sum(sessions) FROM connguard.rule_stats
                                                 WHERE rule_name IN ('storm-cap', '(default)')});
             if (defined $count) {
-                print $out "$count\n";
+                printf $out "%.4f %d\n", time(), $count;
             } else {
                 close $sampler->{socket};
                 $sampler = undef;
@@ -81,10 +81,12 @@ sub stop_sampler {
     my ($pid) = @_;
     kill 'TERM', $pid;
     waitpid($pid, 0);
-    my @counts = split /\n/, slurp_file($samples_file);
+    my @samples = map { [ split ' ' ] } split /\n/, slurp_file($samples_file);
+    my @counts = map { $_->[1] } @samples;
     my $most = 0;
     $most = $_ > $most ? $_ : $most for @counts;
-    return (scalar(@counts), $most, scalar(grep { $_ > $cap } @counts));
+    my $span = @samples > 1 ? $samples[-1][0] - $samples[0][0] : 0;
+    return (scalar(@counts), $most, scalar(grep { $_ > $cap } @counts), $span);
 }
 
 sub storm_step {
@@ -137,9 +139,12 @@ for my $round (1 .. 10) {
     storm_step() while !server_accepts() && time() < $give_up;
     storm_for(0.7);
 }
-($samples, $most, $over) = stop_sampler($sampler);
+my $span;
+($samples, $most, $over, $span) = stop_sampler($sampler);
 is($over, 0, "10 crash restarts under a reconnect storm: never over the cap (most $most in $samples samples)");
-ok($samples > 1000, 'the sampler sampled every 5 ms throughout');
+# It aims at one sample every 5 ms; on a loaded 2-core machine it gets fewer, never too few.
+cmp_ok($span / ($samples || 1), '<', 0.02,
+    sprintf('the sampler sampled throughout: every %.1f ms on average over %.1f s', 1000 * $span / ($samples || 1), $span));
 close $_->{socket} for @live;
 close $_ for values %pending;
 @live = ();
@@ -192,23 +197,26 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activi
 ok(gate_refuses('after-kill'), 'and a rule committed then is enforced');
 
 # --- No background worker slot free when a change is committed: it is retried until it lands.
-$node->append_conf('postgresql.conf', "max_worker_processes = 4\n");  # the worker, the logical replication launcher, two parallel workers
+# A parallel query that plans more workers than there are slots takes every free one (how
+# many that is differs between majors: 17 keeps one more slot busy than 15 with the same
+# settings); that the change cannot load while it runs shows that none is left.
+$node->append_conf('postgresql.conf', "max_worker_processes = 4\n");
 $node->restart;
 $node->safe_psql('postgres', q{CREATE TABLE filler AS SELECT generate_series(1, 300) AS i;
-                               ALTER TABLE filler SET (parallel_workers = 2); ANALYZE filler});
+                               ALTER TABLE filler SET (parallel_workers = 8); ANALYZE filler});
 my $busy = login($node, user => $superuser, database => 'postgres', application_name => 'busy');
-is(simple_query($busy, q{SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0;
+is(simple_query($busy, q{SET max_parallel_workers_per_gather = 8; SET parallel_setup_cost = 0;
                          SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
                          SET parallel_leader_participation = off}), undef, 'a parallel query is set up');
-send_query($busy, 'SELECT count(*) FROM filler WHERE pg_sleep(0.01) IS NOT NULL');
-ok($node->poll_query_until('postgres', q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'parallel worker'}),
-    'its two workers hold every free slot');
+send_query($busy, 'SELECT count(*) FROM filler WHERE pg_sleep(0.02) IS NOT NULL');
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'parallel worker'}),
+    'its workers take the free slots');
 $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, application_name, max_connections)
                                VALUES ('late', 'late', 0)});
 sleep 0.5;
 my $during = $node->safe_psql('postgres', q{SELECT count(*) FROM connguard.active_rules WHERE rule_name = 'late'});
 my $workers = $node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'});
-is("$during/$workers", '0/2', 'while the slots are held, the change cannot load');
+ok($during eq '0' && $workers > 0, "while they hold the slots, the change cannot load (loaded: $during, workers: $workers)");
 is(wait_result($busy), undef, 'the parallel query ends');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM connguard.active_rules WHERE rule_name = 'late'}),
     'then the change lands without any other step');

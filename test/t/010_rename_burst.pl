@@ -1,0 +1,46 @@
+# Sessions renaming themselves as fast as they can (SET application_name in a loop) cost the
+# worker at most one look every 10 ms, not one per rename; renames into a full group are
+# still noticed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ConnguardLogin;
+
+my $node = PostgreSQL::Test::Cluster->new('renames');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connguard'\n");
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION pg_connguard;
+CREATE ROLE app LOGIN;
+INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('full', 'full', 1);
+SELECT connguard.reload_rules();
+});
+my $worker = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'});
+sub cpu_ticks { my @f = split ' ', slurp_file("/proc/$worker/stat"); return $f[13] + $f[14]; }
+
+# Four sessions rename themselves 1,000,000 times each, among names with no cap.
+my @spammers = map { login($node, user => 'app', database => 'postgres', application_name => "spam-$_") } 1 .. 4;
+my $before = cpu_ticks();
+my $started = time();
+send_query($_, q{DO $$ BEGIN FOR i IN 1 .. 1000000 LOOP
+                   PERFORM set_config('application_name', 'spam-' || (i % 7), false);
+                 END LOOP; END $$}) for @spammers;
+is(wait_result($_), undef, 'a session renames itself 1,000,000 times') for @spammers;
+my $seconds = time() - $started;
+my $ticks = cpu_ticks() - $before;
+my $share = $ticks / 100 / $seconds;
+cmp_ok($share, '<', 0.15, sprintf('the worker used %.1f %% of a core meanwhile (%d ticks in %.1f s)', 100 * $share, $ticks, $seconds));
+
+# A rename into the full group is still ended by the worker's backstop.
+my $holder = login($node, user => 'app', database => 'postgres', application_name => 'full');
+is(simple_query($spammers[0], q{SET application_name = 'full'}), undef, 'a session renames into a full group');
+ok(exists wait_closed([$spammers[0]], 5)->{ $spammers[0]{pid} }, 'and is ended for it');
+close $_->{socket} for @spammers[1 .. 3], $holder;
+
+done_testing();

@@ -126,12 +126,12 @@ void admit_or_refuse(Port* port) {
     char detail[192] = "";
 
     before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
-    compute_memberships(state, role, &memberships);
+    compute_memberships(state, role, superuser, &memberships);
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         if (state->rule_set_version == memberships.version) break;
         LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
-        compute_memberships(state, role, &memberships);
+        compute_memberships(state, role, superuser, &memberships);
     }
     decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
                                       state->slots, state->slot_tags, state->slot_count);

@@ -45,7 +45,7 @@ bool any_cap_configured(SharedState* state) {
 void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
     Memberships memberships;
     StartTransactionCommand();
-    compute_memberships(state, seen.role_id, &memberships);
+    compute_memberships(state, seen.role_id, seen.superuser, &memberships);
     CommitTransactionCommand();
 
     core::SessionKey session = core::key_of(seen, new_application);
@@ -114,7 +114,7 @@ void reclassify_sessions(SharedState* state) {
     for (int index = 0; index < state->slot_count; ++index) {
         const core::SessionSlot& seen = slots[index];
         if (!seen.in_use) continue;
-        compute_memberships(state, seen.role_id, &memberships);
+        compute_memberships(state, seen.role_id, seen.superuser, &memberships);
         core::SessionKey session = core::key_of(seen, seen.application);
         session.is_member_of = is_member_of_group;
         session.context = &memberships;

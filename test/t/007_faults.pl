@@ -197,18 +197,19 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activi
 ok(gate_refuses('after-kill'), 'and a rule committed then is enforced');
 
 # --- No background worker slot free when a change is committed: it is retried until it lands.
-# A parallel query that plans more workers than there are slots takes every free one (how
-# many that is differs between majors: 17 keeps one more slot busy than 15 with the same
-# settings); that the change cannot load while it runs shows that none is left.
+# A parallel query that plans more workers than there are slots takes every free one; each
+# worker must find pages to scan (parallel scans hand out blocks in chunks, and a worker
+# that finds none left exits at once, freeing its slot). That the change cannot load while
+# the query runs shows that no slot is left.
 $node->append_conf('postgresql.conf', "max_worker_processes = 4\n");
 $node->restart;
-$node->safe_psql('postgres', q{CREATE TABLE filler AS SELECT generate_series(1, 300) AS i;
+$node->safe_psql('postgres', q{CREATE TABLE filler AS SELECT i, repeat('x', 2000) AS pad FROM generate_series(1, 600) AS i;
                                ALTER TABLE filler SET (parallel_workers = 8); ANALYZE filler});
 my $busy = login($node, user => $superuser, database => 'postgres', application_name => 'busy');
 is(simple_query($busy, q{SET max_parallel_workers_per_gather = 8; SET parallel_setup_cost = 0;
                          SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
                          SET parallel_leader_participation = off}), undef, 'a parallel query is set up');
-send_query($busy, 'SELECT count(*) FROM filler WHERE pg_sleep(0.02) IS NOT NULL');
+send_query($busy, 'SELECT count(*) FROM filler WHERE pg_sleep(0.005) IS NOT NULL');
 ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'parallel worker'}),
     'its workers take the free slots');
 $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, application_name, max_connections)

@@ -1,6 +1,7 @@
-# Sessions renaming themselves as fast as they can (SET application_name in a loop) cost the
-# worker at most one look every 10 ms, not one per rename; renames into a full group are
-# still noticed.
+# Costs that must not grow with abuse or scale: sessions renaming themselves as fast as they
+# can (SET application_name in a loop) cost the worker at most one look every 10 ms, not one
+# per rename, and renames into a full group are still noticed; 5,000 "+group" rules cost a
+# login a few catalog lookups for its own role's memberships, not one per rule.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -13,7 +14,7 @@ use ConnguardLogin;
 
 my $node = PostgreSQL::Test::Cluster->new('renames');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connguard'\n");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connguard'\nconnguard.max_rules = 5000\n");
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION pg_connguard;
@@ -42,5 +43,22 @@ my $holder = login($node, user => 'app', database => 'postgres', application_nam
 is(simple_query($spammers[0], q{SET application_name = 'full'}), undef, 'a session renames into a full group');
 ok(exists wait_closed([$spammers[0]], 5)->{ $spammers[0]{pid} }, 'and is ended for it');
 close $_->{socket} for @spammers[1 .. 3], $holder;
+
+# 5,000 rules, each naming a group of its own; the login role is a member of the last one.
+$node->safe_psql('postgres', q{
+DO $$ BEGIN FOR i IN 1 .. 5000 LOOP EXECUTE format('CREATE ROLE g%s', i); END LOOP; END $$;
+GRANT g5000 TO app;
+DELETE FROM connguard.rules;
+INSERT INTO connguard.rules (rule_name, priority, role_name, max_connections)
+SELECT 'group-' || i, i, '+g' || i, 1 FROM generate_series(1, 5000) AS i;
+SELECT connguard.reload_rules();
+SELECT connguard.reset_stats();
+});
+my @members = map { login($node, user => 'app', database => 'postgres') } 1 .. 2;
+ok($members[0]{admitted} && !$members[1]{admitted}, 'a member of the 5,000th group gets its one place');
+like($members[1]{detail}, qr/rule "group-5000"/, 'the second is refused under that rule');
+my $check_ms = $node->safe_psql('postgres', q{SELECT login_check_avg_us / 1000 FROM connguard.server_status});
+cmp_ok($check_ms, '<', 10, sprintf('a login check with 5,000 group rules takes %.2f ms of CPU', $check_ms));
+close $members[0]{socket};
 
 done_testing();

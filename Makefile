@@ -17,7 +17,7 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-missing-field-
 SHLIB_LINK += -lstdc++ -Wl,--version-script=$(CURDIR)/src/pg/exports.map
 
 REGRESS = rules_validation active_rules observability
-REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(CURDIR)/test/regress.conf --load-extension=pg_connguard
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(CURDIR)/test/regress.conf --load-extension=pg_connguard --encoding=UTF8
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 

@@ -12,9 +12,31 @@ ALTER FUNCTION connguard._active_rules() SET search_path = pg_catalog, connguard
 ALTER FUNCTION connguard.close_sessions(text, text, text, interval, boolean) SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard._sessions() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard._rule_stats() SET search_path = pg_catalog, connguard, pg_temp;
-ALTER FUNCTION connguard._server_status() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard.health() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard._events() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard._history() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard.reset_stats() SET search_path = pg_catalog, connguard, pg_temp;
 ALTER FUNCTION connguard.metrics() SET search_path = pg_catalog, connguard, pg_temp;
+
+-- server_status says whether a rules reload is pending: requested (a committed change, SIGHUP,
+-- reload_rules(), the worker's start) and not yet served by a rules loader, for instance while
+-- no background worker slot is free for it.
+DROP VIEW connguard.server_status;
+DROP FUNCTION connguard._server_status();
+CREATE FUNCTION connguard._server_status(
+    OUT max_connections integer, OUT reserved_slots integer, OUT usable_slots integer, OUT client_sessions integer,
+    OUT active integer, OUT idle integer, OUT idle_in_transaction integer, OUT idle_in_transaction_aborted integer,
+    OUT waiting_on_lock integer, OUT utilization_pct double precision, OUT status text, OUT worker_pid integer,
+    OUT worker_last_run timestamptz, OUT rules_loaded integer, OUT rule_set_version bigint,
+    OUT rules_loaded_at timestamptz, OUT enabled boolean, OUT dry_run boolean, OUT events_dropped bigint,
+    OUT stats_reset timestamptz, OUT login_checks bigint, OUT login_check_avg_us double precision,
+    OUT reload_pending boolean)
+RETURNS record AS 'MODULE_PATHNAME', 'connguard_server_status' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.server_status AS SELECT * FROM connguard._server_status();
+COMMENT ON VIEW connguard.server_status IS
+    'The server as a whole: usable slots, client sessions by state, utilization and status, worker and rules';
+REVOKE ALL ON FUNCTION connguard._server_status() FROM PUBLIC;
+REVOKE ALL ON connguard.server_status FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
+GRANT SELECT ON connguard.server_status TO pg_monitor;

@@ -112,6 +112,17 @@ core::LimitDefaults limit_defaults() {
 }
 
 // Datum row builder: values and nulls side by side, filled in column order.
+// The installed SQL must declare the columns this library fills: SQL of an older version,
+// not yet brought up to date with ALTER EXTENSION ... UPDATE, declares fewer.
+void require_installed_columns(TupleDesc desc, int built) {
+    if (desc->natts == built) return;
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("pg_connguard's SQL objects are of another version than its library (%d columns "
+                           "declared, %d built)",
+                           desc->natts, built),
+                    errhint("Run ALTER EXTENSION pg_connguard UPDATE.")));
+}
+
 struct Row {
     Datum values[32];
     bool nulls[32];
@@ -332,6 +343,7 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     const TimestampTz reset_at = state->stats_reset_at;
     const std::uint64_t login_checks = state->login_checks;
     const double login_check_seconds = state->login_check_seconds;
+    const bool reload_pending = pg_atomic_read_u64(&state->reload_requested) > state->reload_served;
     LWLockRelease(state->lock);
 
     Row row;
@@ -357,6 +369,8 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     row.put(TimestampTzGetDatum(reset_at));
     row.put(Int64GetDatum(static_cast<int64>(login_checks)));
     row.put_if(login_checks > 0, Float8GetDatum(login_check_seconds * 1e6 / static_cast<double>(login_checks)));
+    row.put(BoolGetDatum(reload_pending));
+    require_installed_columns(desc, row.n);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, row.values, row.nulls)));
 }
 

@@ -44,6 +44,7 @@ struct SharedState {
     // Reload requests: anyone bumps `reload_requested` and sets the worker's latch; the
     // rules loader records in `last_load.generation` the request number it served.
     pg_atomic_uint64 reload_requested;
+    std::uint64_t reload_served;  // the highest request a rules loader ran for (the worker writes it)
     Latch* worker_latch;  // nullptr while no worker runs
     pg_atomic_uint32 rename_pending;  // a session changed its application_name since the worker last looked
     pid_t worker_pid;

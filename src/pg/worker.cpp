@@ -122,6 +122,9 @@ extern "C" void connguard_worker_main(Datum) {
                 loader = nullptr;
                 record_loader_vanished(state, loader_generation);
                 served = loader_generation;
+                LWLockAcquire(state->lock, LW_EXCLUSIVE);
+                state->reload_served = served;
+                LWLockRelease(state->lock);
             }
         }
         const std::uint64_t requested = pg_atomic_read_u64(&state->reload_requested);

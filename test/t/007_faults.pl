@@ -216,11 +216,14 @@ $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, applicati
                                VALUES ('late', 'late', 0)});
 sleep 0.5;
 my $during = $node->safe_psql('postgres', q{SELECT count(*) FROM connguard.active_rules WHERE rule_name = 'late'});
+is($node->safe_psql('postgres', q{SELECT reload_pending FROM connguard.server_status}), 't',
+    'server_status says a reload is pending');
 my $workers = $node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'});
 ok($during eq '0' && $workers > 0, "while they hold the slots, the change cannot load (loaded: $during, workers: $workers)");
 is(wait_result($busy), undef, 'the parallel query ends');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM connguard.active_rules WHERE rule_name = 'late'}),
     'then the change lands without any other step');
+is($node->safe_psql('postgres', q{SELECT reload_pending FROM connguard.server_status}), 'f', 'and nothing is pending');
 my $late = login($node, user => 'app', database => 'postgres', application_name => 'late');
 is($late->{sqlstate}, '53300', 'and is enforced');
 close $busy->{socket};

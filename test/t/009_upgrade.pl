@@ -57,6 +57,10 @@ SELECT connguard.reload_rules();
 });
     my $refused = login($node, user => 'app', database => 'postgres', application_name => 'kept');
     is($refused->{sqlstate}, '53300', "$from: its rule is enforced");
+    my ($stdout, $stderr);
+    $node->psql('postgres', 'SELECT * FROM connguard.server_status', stdout => \$stdout, stderr => \$stderr);
+    like($stderr, qr/SQL objects are of another version than its library.*\n.*HINT:  Run ALTER EXTENSION pg_connguard UPDATE/s,
+        "$from: a view the library has changed since refuses clearly until the update");
     $node->safe_psql('postgres', 'ALTER EXTENSION pg_connguard UPDATE');
     is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_connguard'}),
         $current, "$from: ALTER EXTENSION UPDATE reaches $current");

@@ -141,10 +141,7 @@ void check_membership(const Cidr& network, const Cidr& reparsed, const IpAddress
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::string_view input(reinterpret_cast<const char*>(data), size);
-    const std::size_t separator = input.find('\0');
-    const std::string_view text = input.substr(0, separator);
-    const std::string_view other_text = separator == std::string_view::npos ? text : input.substr(separator + 1);
+    const auto [text, other_text] = fuzz::two_texts(data, size);
 
     bool parsed = false;
     const IpAddress address = parse_address(text, &parsed);

@@ -162,10 +162,7 @@ bool passes_sieve(const PrefixSieve& sieve, std::string_view text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const std::string input(reinterpret_cast<const char*>(data), size);
-    const std::size_t separator = input.find('\0');
-    const std::string pattern = input.substr(0, separator);
-    const std::string text = separator == std::string::npos ? pattern : input.substr(separator + 1);
+    const auto [pattern, text] = fuzz::two_texts(data, size);
 
     const bool valid = glob_error(pattern).empty();
     require(valid == reference_valid(pattern), "glob_error disagrees with the pattern rules");

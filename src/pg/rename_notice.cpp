@@ -14,21 +14,24 @@ namespace {
 GucStringAssignHook original_assign = nullptr;
 
 // Runs inside the session whose application_name was just assigned. Assign hooks must
-// not fail: it only compares with its own place and, on a real change, raises a flag and,
-// if the flag was down, sets the worker's latch (read without the lock: a stale latch is a
-// harmless wake-up).
+// not fail: it only compares the new name with its own place (under the shared lock, as
+// the worker rewrites a place's name under the exclusive one) and, on a real change,
+// raises a flag and, if the flag was down, sets the worker's latch.
 void on_application_name_assigned(const char* newval, void* extra) {
     if (original_assign != nullptr) original_assign(newval, extra);
     SharedState* state = shared_state();
     if (state == nullptr || !IsUnderPostmaster || MyProc == nullptr || newval == nullptr) return;
     const int index = CONNGUARD_MY_PROC_NUMBER();
     if (index < 0 || index >= state->slot_count) return;
+    LWLockAcquire(state->lock, LW_SHARED);
     const core::SessionSlot& own = state->slots[index];
-    if (!own.in_use || own.pid != MyProcPid || strncmp(own.application, newval, core::kMaxNameBytes) == 0) return;
+    const bool renamed =
+        own.in_use && own.pid == MyProcPid && strncmp(own.application, newval, core::kMaxNameBytes) != 0;
+    Latch* latch = state->worker_latch;
+    LWLockRelease(state->lock);
     // Only the first rename since the worker's last look wakes it: a session renaming itself
     // thousands of times a second costs the worker one look per pass, not one per rename.
-    if (pg_atomic_exchange_u32(&state->rename_pending, 1) != 0) return;
-    Latch* latch = state->worker_latch;
+    if (!renamed || pg_atomic_exchange_u32(&state->rename_pending, 1) != 0) return;
     if (latch != nullptr) SetLatch(latch);
 }
 

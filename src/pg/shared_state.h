@@ -3,9 +3,35 @@
 // the one block allocated after PostgreSQL's own structures: loading the library leaves
 // every core structure at the offset it has without it.
 //
-// Locking: `lock` protects every field below it that is not atomic. Readers take it
-// shared, copy what they need into local memory, release it, and only then build
-// tuples or raise errors. Nothing is allocated or reported while it is held.
+// Locking rules (every access obeys them; a new field must say which rule it follows):
+//
+// 1. Fixed at start-up. The postmaster's shared memory start-up hook writes these before
+//    any backend exists, and nothing writes them again; anyone reads them without the lock:
+//      lock_storage, lock_tranche, lock, rule_capacity, slot_count, counter_capacity,
+//      event_capacity, history_capacity, and the array pointers rules, rule_sieves, slots,
+//      slot_tags, counters, events, history (the pointers, not what they point to).
+//    The same hook restores the rules from pg_connguard.rules; it runs before any reader.
+//
+// 2. Atomics, read and written without the lock:
+//      reload_requested: anyone adds 1 (request_rule_reload); the worker reads it.
+//      rename_pending: a session raises it (rename_notice), the worker exchanges it to 0.
+//    An atomic only says "look"; what to look at is read under the lock.
+//
+// 3. Everything else is protected by `lock`: the rule set and its version, every slot and
+//    slot tag, the counters, both rings and their `written` counts, the totals, the worker's
+//    pid, latch and last run, the last load's status, reload_served, stats_reset_at and the
+//    login-check figures. Writers hold it exclusively: the login hook (its own slot, its
+//    counters and event), a session's exit callback (its own slot), the worker (regrouping
+//    slots, reload_served, worker_last_run, history, its pid and latch), the rules loader
+//    (the rule set, last_load) and reset_stats(). Readers take it shared, copy what they
+//    need into local memory (or, like the rename notice, compare a few bytes), release it,
+//    and only then build tuples, raise errors or signal. Nothing is allocated or reported
+//    while it is held; it is held by one process at a time for at most one pass over the
+//    slots.
+//
+// There are no unlocked reads of rule-3 fields. A latch pointer copied under the lock may
+// be stale by the time it is set (the worker exited meanwhile); a latch lives in shared
+// memory for the life of the server, so setting it then is a harmless wake-up.
 #pragma once
 
 #include "pg/postgres_includes.h"

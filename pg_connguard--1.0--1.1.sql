@@ -40,3 +40,21 @@ REVOKE ALL ON FUNCTION connguard._server_status() FROM PUBLIC;
 REVOKE ALL ON connguard.server_status FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
 GRANT SELECT ON connguard.server_status TO pg_monitor;
+
+-- close_sessions() becomes a C function over the same session picture and the same decision
+-- as the worker: it spares every session the worker spares (an exempt rule, superusers while
+-- exempt_superusers is on, roles in exempt_roles read as the worker reads them, sessions not
+-- admitted through pg_connguard), re-checks each session right before ending it (same pid, same
+-- state since the same moment; one used in between is left alone with action 'changed'), and
+-- records a 'terminated' event per ending. Same arguments, defaults, result type and privileges.
+CREATE OR REPLACE FUNCTION connguard.close_sessions(
+    application_name text DEFAULT NULL,
+    usename text DEFAULT NULL,
+    state text DEFAULT 'idle',
+    older_than interval DEFAULT '0',
+    dry_run boolean DEFAULT true)
+RETURNS SETOF connguard.closed_session AS 'MODULE_PATHNAME', 'connguard_close_sessions' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+COMMENT ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) IS
+    'Ends client sessions by application, role, state and time in state, sparing exempt ones; dry run by default. '
+    'action: would_terminate, terminated, changed (used since listed: left alone) or already_gone';

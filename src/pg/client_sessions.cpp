@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "pg/session_picture.h"
+
 extern "C" {
 #include "catalog/pg_type_d.h"
 #include "pgstat.h"
@@ -39,13 +41,12 @@ ClientCounts count_client_sessions() {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
         if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND) continue;
         ++counts.total;
-        switch (entry->backendStatus.st_state) {
-            case STATE_IDLE: ++counts.idle; break;
-            case STATE_IDLEINTRANSACTION: ++counts.idle_in_transaction; break;
-            case STATE_IDLEINTRANSACTION_ABORTED: ++counts.idle_in_transaction_aborted; break;
-            case STATE_RUNNING:
-            case STATE_FASTPATH: ++counts.active; break;
-            default: break;
+        switch (snapshot_of(entry->backendStatus).state) {
+            case core::SessionState::kIdle: ++counts.idle; break;
+            case core::SessionState::kIdleInTransaction: ++counts.idle_in_transaction; break;
+            case core::SessionState::kIdleInTransactionAborted: ++counts.idle_in_transaction_aborted; break;
+            case core::SessionState::kActive: ++counts.active; break;
+            case core::SessionState::kOther: break;
         }
         if (in_sorted(waiters, waiter_count, entry->backendStatus.st_procpid)) ++counts.waiting_on_lock;
     }

@@ -12,6 +12,7 @@
 #include "core/deadline.h"
 #include "pg/activity.h"
 #include "pg/client_sessions.h"
+#include "pg/session_picture.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -34,11 +35,8 @@ constexpr std::int64_t kAgedPollUs = kMinScanUs;         // while a session past
 
 struct Candidate {
     core::SessionSnapshot snapshot;
-    bool would;  // monitor mode or dry run: record, end nothing
-    core::Deadline deadline;
-    core::Limits limits;
-    int slot;
-    int rule;  // index into the copied rules, -1 for the defaults
+    core::SessionJudgement judged;  // its rule points into the picture's rules
+    int place;
     char application[core::kMaxNameBytes + 1];  // as it is now (the snapshot is cleared before acting)
 };
 
@@ -52,12 +50,9 @@ struct Handled {
     bool would;
 };
 
-struct Work {
-    core::CompiledRule* rules = nullptr;
-    int rule_count = 0;
-    core::SessionSlot* slots = nullptr;
-    int* slot_by_pid = nullptr;  // slot indices sorted by pid
-    int slot_by_pid_count = 0;
+// The worker's own memory, allocated once (TopMemoryContext): one pass reuses it.
+struct EnforcerMemory {
+    SessionPicture* picture = nullptr;
     Candidate* due = nullptr;
     int due_count = 0;
     Handled* handled = nullptr;
@@ -65,137 +60,65 @@ struct Work {
     MemoryContext scratch = nullptr;
 };
 
-Work work;
+EnforcerMemory memory;
 
-void allocate_work(SharedState* state) {
-    if (work.rules != nullptr) return;
-    auto alloc = [](Size size) { return MemoryContextAllocZero(TopMemoryContext, size); };
-    work.rules = static_cast<core::CompiledRule*>(alloc(sizeof(core::CompiledRule) * state->rule_capacity));
-    work.slots = static_cast<core::SessionSlot*>(alloc(sizeof(core::SessionSlot) * state->slot_count));
-    work.slot_by_pid = static_cast<int*>(alloc(sizeof(int) * state->slot_count));
-    work.due = static_cast<Candidate*>(alloc(sizeof(Candidate) * state->slot_count));
-    work.handled = static_cast<Handled*>(alloc(sizeof(Handled) * state->slot_count));
-    work.scratch = AllocSetContextCreate(TopMemoryContext, "pg_connguard idle enforcement", ALLOCSET_SMALL_SIZES);
-}
-
-void copy_shared(SharedState* state) {
-    LWLockAcquire(state->lock, LW_SHARED);
-    work.rule_count = state->rule_count;
-    memcpy(static_cast<void*>(work.rules), state->rules, sizeof(core::CompiledRule) * state->rule_count);
-    memcpy(static_cast<void*>(work.slots), state->slots, sizeof(core::SessionSlot) * state->slot_count);
-    LWLockRelease(state->lock);
-    work.slot_by_pid_count = 0;
-    for (int i = 0; i < state->slot_count; ++i) {
-        if (work.slots[i].in_use) work.slot_by_pid[work.slot_by_pid_count++] = i;
-    }
-    std::sort(work.slot_by_pid, work.slot_by_pid + work.slot_by_pid_count,
-              [](int a, int b) { return work.slots[a].pid < work.slots[b].pid; });
-}
-
-int slot_of(int pid) {
-    const int* begin = work.slot_by_pid;
-    const int* end = begin + work.slot_by_pid_count;
-    const int* found = std::lower_bound(begin, end, pid, [](int slot, int p) { return work.slots[slot].pid < p; });
-    return (found != end && work.slots[*found].pid == pid) ? *found : -1;
-}
-
-int rule_named(const char* name) {
-    if (name[0] == '\0') return -1;
-    for (int i = 0; i < work.rule_count; ++i) {
-        if (strcmp(work.rules[i].rule_name, name) == 0) return i;
-    }
-    return -1;
-}
-
-core::SessionState state_of(BackendState state) {
-    switch (state) {
-        case STATE_IDLE: return core::SessionState::kIdle;
-        case STATE_IDLEINTRANSACTION: return core::SessionState::kIdleInTransaction;
-        case STATE_IDLEINTRANSACTION_ABORTED: return core::SessionState::kIdleInTransactionAborted;
-        case STATE_RUNNING:
-        case STATE_FASTPATH: return core::SessionState::kActive;
-        default: return core::SessionState::kOther;
-    }
-}
-
-core::LimitDefaults defaults_now() {
-    constexpr std::int64_t kMs = 1000, kS = 1000 * 1000;
-    return {setting_idle_timeout_ms * kMs, setting_idle_in_transaction_timeout_ms * kMs,
-            setting_idle_blocker_timeout_ms * kMs, setting_max_session_age_s * kS};
+void allocate_memory(SharedState* state) {
+    if (memory.picture != nullptr) return;
+    memory.picture = new_session_picture(state, TopMemoryContext);
+    memory.due = static_cast<Candidate*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Candidate) * state->slot_count));
+    memory.handled = static_cast<Handled*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Handled) * state->slot_count));
+    memory.scratch = AllocSetContextCreate(TopMemoryContext, "pg_connguard idle enforcement", ALLOCSET_SMALL_SIZES);
 }
 
 bool already_handled(const core::SessionSnapshot& s, bool would) {
-    for (int i = 0; i < work.handled_count; ++i) {
-        const Handled& h = work.handled[i];
+    for (int i = 0; i < memory.handled_count; ++i) {
+        const Handled& h = memory.handled[i];
         if (h.pid == s.pid && h.state_since == s.state_since && (!h.would || would)) return true;
     }
     return false;
 }
 
 void remember_handled(const core::SessionSnapshot& s, bool would, int capacity) {
-    if (work.handled_count == capacity) {  // forget the oldest half; they have long gone
-        memmove(work.handled, work.handled + capacity / 2, sizeof(Handled) * (capacity - capacity / 2));
-        work.handled_count = capacity - capacity / 2;
+    if (memory.handled_count == capacity) {  // forget the oldest half; they have long gone
+        memmove(memory.handled, memory.handled + capacity / 2, sizeof(Handled) * (capacity - capacity / 2));
+        memory.handled_count = capacity - capacity / 2;
     }
-    work.handled[work.handled_count++] = Handled{s.pid, s.state_since, would};
+    memory.handled[memory.handled_count++] = Handled{s.pid, s.state_since, would};
 }
 
 bool is_blocker(const std::int32_t* blockers, int count, int pid) {
     return std::find(blockers, blockers + count, pid) != blockers + count;
 }
 
-bool exempt(const core::SessionSlot& slot, int rule, List* exempt_roles) {
-    if (rule >= 0 && work.rules[rule].mode == core::Mode::kExempt) return true;
-    return (slot.superuser && setting_exempt_superusers) || role_in(exempt_roles, slot.role);
-}
-
-const char* state_words(core::SessionState state) {
-    switch (state) {
-        case core::SessionState::kIdle: return "idle";
-        case core::SessionState::kIdleInTransaction: return "idle in transaction";
-        case core::SessionState::kIdleInTransactionAborted: return "idle in transaction (aborted)";
-        default: return "active";
-    }
-}
-
 // Re-reads backend status and ends (or records) each due session still due.
 void act_on_due(SharedState* state) {
     pgstat_clear_backend_activity_snapshot();
     const TimestampTz now = GetCurrentTimestamp();
-    const int backends = pgstat_fetch_stat_numbackends();
-    for (int d = 0; d < work.due_count; ++d) {
-        const Candidate& c = work.due[d];
+    for (int d = 0; d < memory.due_count; ++d) {
+        const Candidate& c = memory.due[d];
+        const PgBackendStatus* status = backend_status_of(c.snapshot.pid);
         core::SessionSnapshot seen;
-        for (int i = 1; i <= backends; ++i) {
-            const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
-            if (entry != nullptr && entry->backendStatus.st_procpid == c.snapshot.pid) {
-                seen.pid = entry->backendStatus.st_procpid;
-                seen.state = state_of(entry->backendStatus.st_state);
-                seen.state_since = entry->backendStatus.st_state_start_timestamp;
-                seen.backend_start = entry->backendStatus.st_proc_start_timestamp;
-                seen.blocking = c.snapshot.blocking;
-                break;
-            }
+        if (status != nullptr) {
+            seen = snapshot_of(*status);
+            seen.blocking = c.snapshot.blocking;
         }
-        if (!core::still_due(c.snapshot, seen, c.limits, now)) continue;  // it moved on: leave it alone
+        if (!core::still_due(c.snapshot, seen, c.judged.limits, now)) continue;  // it moved on: leave it alone
 
-        const core::SessionSlot& slot = work.slots[c.slot];
-        const char* rule_name = c.rule >= 0 ? work.rules[c.rule].rule_name : core::kDefaultRuleName;
-        const bool would = c.would;
-        const double seconds = static_cast<double>(now - c.snapshot.state_since) / 1e6;
-        const double limit = static_cast<double>(c.deadline.limit_us) / 1e6;
+        const core::SessionSlot& slot = memory.picture->slots[c.place];
+        const char* rule_name = c.judged.rule_name;
+        const bool would = c.judged.would;
+        const core::Deadline& deadline = c.judged.deadline;
         char detail[192];
-        snprintf(detail, sizeof detail, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", state_words(seen.state),
-                 seconds, core::event_reason_name(c.deadline.reason), limit, rule_name);
+        core::describe_ending(seen.state, now - c.snapshot.state_since, deadline, rule_name, detail, sizeof detail);
 
         const core::SessionKey key = core::key_of(slot, c.application);
         remember_handled(c.snapshot, would, state->slot_count);
         if (!would && BackendPidGetProc(c.snapshot.pid) == nullptr) continue;
-        record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated,
-                     c.deadline.reason, c.snapshot.pid, key, rule_name, detail);
-        count_termination(state, rule_name, c.deadline.reason, would);
+        record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated, deadline.reason,
+                     c.snapshot.pid, key, rule_name, detail);
+        count_termination(state, rule_name, deadline.reason, would);
         ereport(LOG, (errmsg("pg_connguard: %s session %d (%s): %s", would ? "would end" : "ending", c.snapshot.pid,
-                             core::event_reason_name(c.deadline.reason), detail)));
+                             core::event_reason_name(deadline.reason), detail)));
         if (!would) (void)kill(c.snapshot.pid, SIGTERM);
     }
 }
@@ -205,71 +128,65 @@ void act_on_due(SharedState* state) {
 TimestampTz enforce_idle_limits(SharedState* state) {
     const TimestampTz now = GetCurrentTimestamp();
     if (!setting_enabled) return now + kMaxScanUs;
-    allocate_work(state);
-    copy_shared(state);
-    const core::LimitDefaults defaults = defaults_now();
-    TimestampTz next = now + core::scan_period_us(work.rules, work.rule_count, defaults, kMinScanUs, kMaxScanUs);
+    allocate_memory(state);
+    SessionPicture& picture = *memory.picture;
+    take_session_picture(state, &picture);
+    const core::SessionPolicy policy = session_policy(picture);
+    const core::LimitDefaults& defaults = policy.defaults;
+    TimestampTz next = now + core::scan_period_us(picture.rules, picture.rule_count, defaults, kMinScanUs, kMaxScanUs);
     const bool any_default = defaults.idle_timeout_us > 0 || defaults.idle_in_transaction_timeout_us > 0 ||
                              defaults.idle_blocker_timeout_us > 0 || defaults.max_session_age_us > 0;
-    if (work.rule_count == 0 && !any_default) return next;  // no limit anywhere: nothing to read
+    if (picture.rule_count == 0 && !any_default) return next;  // no limit anywhere: nothing to read
 
-    MemoryContext caller = MemoryContextSwitchTo(work.scratch);
+    MemoryContext caller = MemoryContextSwitchTo(memory.scratch);
     auto* blockers = static_cast<std::int32_t*>(palloc(sizeof(std::int32_t) * state->slot_count));
     int blocker_count = 0;
     bool blockers_known = false;
     List* exempt_roles = exempt_role_names();
-    work.due_count = 0;
+    memory.due_count = 0;
 
     const int backends = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= backends; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
-        if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND ||
-            CONNGUARD_STILL_STARTING(&entry->backendStatus)) {
-            continue;
-        }
+        if (entry == nullptr || !is_started_client(entry->backendStatus)) continue;
         const PgBackendStatus& status = entry->backendStatus;
-        const int slot = slot_of(status.st_procpid);
-        if (slot < 0) continue;
-        const int rule = rule_named(work.slots[slot].rule_name);
-        if (exempt(work.slots[slot], rule, exempt_roles)) continue;
+        const int place = place_of(picture, status.st_procpid);
+        if (place < 0) continue;  // not admitted through pg_connguard: never ended
 
         Candidate c;
-        c.slot = slot;
-        c.rule = rule;
-        strlcpy(c.application, status.st_appname != nullptr ? status.st_appname : "", sizeof c.application);
-        c.limits = core::limits_for(rule >= 0 ? &work.rules[rule] : nullptr, defaults);
-        c.snapshot.pid = status.st_procpid;
-        c.snapshot.state = state_of(status.st_state);
-        c.snapshot.state_since = status.st_state_start_timestamp;
-        c.snapshot.backend_start = status.st_proc_start_timestamp;
+        c.place = place;
+        c.snapshot = snapshot_of(status);
+        core::SessionFacts facts = session_facts(picture, place, c.snapshot, exempt_roles);
+        c.judged = core::judge_session(facts, policy);
+        if (c.judged.exempt) continue;
         const bool in_transaction = c.snapshot.state == core::SessionState::kIdleInTransaction ||
                                     c.snapshot.state == core::SessionState::kIdleInTransactionAborted;
-        if (in_transaction && c.limits.idle_blocker_us > 0) {
+        if (in_transaction && c.judged.limits.idle_blocker_us > 0) {
             if (!blockers_known) {
                 blocker_count = collect_blockers(blockers, state->slot_count);
                 blockers_known = true;
             }
-            c.snapshot.blocking = is_blocker(blockers, blocker_count, c.snapshot.pid);
+            c.snapshot.blocking = facts.snapshot.blocking = is_blocker(blockers, blocker_count, c.snapshot.pid);
+            c.judged = core::judge_session(facts, policy);
             if (!c.snapshot.blocking) {
                 // It may start blocking someone at any moment: look again at its blocker
                 // deadline, and every 100 ms after it.
-                next = Min(next, Max(c.snapshot.state_since + c.limits.idle_blocker_us, now + kBlockerPollUs));
+                next = Min(next, Max(c.snapshot.state_since + c.judged.limits.idle_blocker_us, now + kBlockerPollUs));
             }
         }
-        c.deadline = core::deadline_for(c.snapshot, c.limits);
-        next = Min(next, core::next_look_at(c.snapshot, c.limits, now, kAgedPollUs));
-        c.would = setting_dry_run || (rule >= 0 && work.rules[rule].mode == core::Mode::kMonitor);
-        if (c.deadline.at == core::kNever || already_handled(c.snapshot, c.would)) continue;
-        if (c.deadline.at <= now) {
-            work.due[work.due_count++] = c;
+        next = Min(next, core::next_look_at(c.snapshot, c.judged.limits, now, kAgedPollUs));
+        if (c.judged.deadline.at == core::kNever || already_handled(c.snapshot, c.judged.would)) continue;
+        if (c.judged.deadline.at <= now) {
+            strlcpy(c.application, status.st_appname != nullptr ? status.st_appname : "", sizeof c.application);
+            memory.due[memory.due_count++] = c;
         } else {
-            next = Min(next, c.deadline.at);
+            next = Min(next, c.judged.deadline.at);
         }
     }
-    if (work.due_count > 0) act_on_due(state);
+    if (memory.due_count > 0) act_on_due(state);
     pgstat_clear_backend_activity_snapshot();
     MemoryContextSwitchTo(caller);
-    MemoryContextReset(work.scratch);
+    MemoryContextReset(memory.scratch);
     return next;
 }
 

@@ -1,5 +1,7 @@
 #include "pg/rule_row.h"
 
+#include "pg/sql_output.h"
+
 extern "C" {
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -39,18 +41,11 @@ struct Column {
         return DatumGetInt32(*value);
     }
 
-    // Months count as 30 days, as PostgreSQL's own interval arithmetic does; values past
-    // int64 (infinite intervals included) saturate, which the validator then refuses.
+    // Values past int64 (infinite intervals included) saturate, which the validator then refuses.
     std::optional<std::int64_t> interval_micros(const char* name) const {
         const auto value = get(name);
         if (!value) return std::nullopt;
-        const Interval* interval = DatumGetIntervalP(*value);
-        const __int128 total = static_cast<__int128>(interval->time) +
-                               static_cast<__int128>(interval->day) * USECS_PER_DAY +
-                               static_cast<__int128>(interval->month) * DAYS_PER_MONTH * USECS_PER_DAY;
-        if (total > PG_INT64_MAX) return PG_INT64_MAX;
-        if (total < PG_INT64_MIN) return PG_INT64_MIN;
-        return static_cast<std::int64_t>(total);
+        return connguard::pg::interval_micros(DatumGetIntervalP(*value));
     }
 
     std::optional<std::string_view> cidr(const char* name) const {

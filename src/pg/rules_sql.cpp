@@ -5,12 +5,11 @@
 #include "pg/rule_row.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
+#include "pg/sql_output.h"
 
 extern "C" {
 #include "access/xact.h"
 #include "commands/trigger.h"
-#include "funcapi.h"
-#include "utils/tuplestore.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
@@ -54,13 +53,6 @@ void wake_worker_at_commit(XactEvent event, void*) {
         default:
             break;
     }
-}
-
-Datum interval_datum(std::int64_t micros) {
-    auto* interval = static_cast<Interval*>(palloc0(sizeof(Interval)));
-    interval->day = static_cast<int32>(micros / USECS_PER_DAY);
-    interval->time = micros % USECS_PER_DAY;
-    return IntervalPGetDatum(interval);
 }
 
 }  // namespace
@@ -149,8 +141,7 @@ extern "C" Datum connguard_reload_rules(PG_FUNCTION_ARGS) {
 // Rows of connguard.active_rules: the rule set in shared memory, as enforced now.
 extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
     SharedState* state = require_shared_state();
-    InitMaterializedSRF(fcinfo, 0);
-    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    ReturnSetInfo* rsinfo = materialized_result(fcinfo);
 
     auto* rules = static_cast<core::CompiledRule*>(palloc(sizeof(core::CompiledRule) * state->rule_capacity));
     LWLockAcquire(state->lock, LW_SHARED);
@@ -160,45 +151,37 @@ extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
     memcpy(static_cast<void*>(rules), state->rules, sizeof(core::CompiledRule) * count);
     LWLockRelease(state->lock);
 
-    constexpr int kColumns = 15;
+    ResultRow row(rsinfo->setDesc);
+    auto put_pattern = [&](const core::PatternField& field) {
+        row.put_if(field.present, field.present ? text_datum(field.text) : Datum(0));
+    };
+    auto put_limit = [&](std::int64_t micros) {
+        row.put_if(micros != core::kUnset, micros != core::kUnset ? interval_datum(micros) : Datum(0));
+    };
     for (int i = 0; i < count; ++i) {
         const core::CompiledRule& rule = rules[i];
-        Datum values[kColumns];
-        bool nulls[kColumns];
-        memset(nulls, 0, sizeof nulls);
-        int c = 0;
-        auto put_text = [&](const core::PatternField& field) {
-            nulls[c] = !field.present;
-            values[c++] = field.present ? CStringGetTextDatum(field.text) : Datum(0);
-        };
-        auto put_interval = [&](std::int64_t micros) {
-            nulls[c] = micros == core::kUnset;
-            values[c++] = micros == core::kUnset ? Datum(0) : interval_datum(micros);
-        };
-        values[c++] = CStringGetTextDatum(rule.rule_name);
-        values[c++] = Int32GetDatum(rule.priority);
-        put_text(rule.database_name);
-        put_text(rule.role_name);
-        put_text(rule.application_name);
+        row.put(text_datum(rule.rule_name));
+        row.put(Int32GetDatum(rule.priority));
+        put_pattern(rule.database_name);
+        put_pattern(rule.role_name);
+        put_pattern(rule.application_name);
         if (rule.has_client_addr) {
             char text[64] = "";
             cpp_call([&] { copy_text(core::cidr_to_string(rule.client_addr), text, sizeof text); });
-            values[c++] = DirectFunctionCall1(cidr_in, CStringGetDatum(text));
+            row.put(DirectFunctionCall1(cidr_in, CStringGetDatum(text)));
         } else {
-            nulls[c++] = true;
+            row.null();
         }
-        nulls[c] = rule.max_connections < 0;
-        values[c++] = Int32GetDatum(rule.max_connections);
-        values[c++] = CStringGetTextDatum(core::cap_per_name(rule.cap_per));
-        put_interval(rule.idle_timeout_us);
-        put_interval(rule.idle_in_transaction_timeout_us);
-        put_interval(rule.idle_blocker_timeout_us);
-        put_interval(rule.max_session_age_us);
-        values[c++] = CStringGetTextDatum(core::mode_name(rule.mode));
-        values[c++] = Int64GetDatum(static_cast<int64>(version));
-        values[c++] = TimestampTzGetDatum(loaded_at);
-        Assert(c == kColumns);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        row.put_if(rule.max_connections >= 0, Int32GetDatum(rule.max_connections));
+        row.put(text_datum(core::cap_per_name(rule.cap_per)));
+        put_limit(rule.idle_timeout_us);
+        put_limit(rule.idle_in_transaction_timeout_us);
+        put_limit(rule.idle_blocker_timeout_us);
+        put_limit(rule.max_session_age_us);
+        row.put(text_datum(core::mode_name(rule.mode)));
+        row.put(Int64GetDatum(static_cast<int64>(version)));
+        row.put(TimestampTzGetDatum(loaded_at));
+        row.add_to(rsinfo);
     }
     return (Datum)0;
 }

@@ -10,6 +10,7 @@
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
 #include "pg/group_membership.h"
+#include "pg/session_picture.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -25,12 +26,20 @@ extern "C" {
 namespace connguard::pg {
 namespace {
 
-// A session's name as backend status shows it, copied: the status snapshot is cleared
-// at every transaction end, and handle_rename runs transactions.
-struct LiveName {
-    int pid;
+// A session whose name differs from its place's, with the new name copied: the status
+// snapshot is cleared at every transaction end, and handle_rename runs transactions.
+struct Rename {
+    int place;
     char application[core::kMaxNameBytes + 1];
 };
+
+// The worker's picture for reclassifying and renames, allocated once.
+SessionPicture* worker_picture(SharedState* state) {
+    static SessionPicture* picture = nullptr;
+    if (picture == nullptr) picture = new_session_picture(state, TopMemoryContext);
+    take_session_picture(state, picture);
+    return picture;
+}
 
 bool any_cap_configured(SharedState* state) {
     if (!setting_enabled) return false;
@@ -99,15 +108,8 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
 }  // namespace
 
 void reclassify_sessions(SharedState* state) {
-    static core::SessionSlot* slots = nullptr;
-    if (slots == nullptr) {
-        slots = static_cast<core::SessionSlot*>(
-            MemoryContextAlloc(TopMemoryContext, sizeof(core::SessionSlot) * state->slot_count));
-    }
-    LWLockAcquire(state->lock, LW_SHARED);
-    memcpy(static_cast<void*>(slots), state->slots, sizeof(core::SessionSlot) * state->slot_count);
-    LWLockRelease(state->lock);
-
+    const SessionPicture* picture = worker_picture(state);
+    const core::SessionSlot* slots = picture->slots;
     Memberships memberships;
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
     StartTransactionCommand();  // for the role lookups of "+group" rules
@@ -138,41 +140,28 @@ void reclassify_sessions(SharedState* state) {
 void watch_renamed_sessions(SharedState* state) {
     if (pg_atomic_exchange_u32(&state->rename_pending, 0) == 0 || !any_cap_configured(state)) return;
 
-    static core::SessionSlot* slots = nullptr;
-    static LiveName* live = nullptr;
-    if (slots == nullptr) {
-        slots = static_cast<core::SessionSlot*>(
-            MemoryContextAlloc(TopMemoryContext, sizeof(core::SessionSlot) * state->slot_count));
-        live = static_cast<LiveName*>(MemoryContextAlloc(TopMemoryContext, sizeof(LiveName) * state->slot_count));
+    const SessionPicture* picture = worker_picture(state);
+    static Rename* renames = nullptr;
+    if (renames == nullptr) {
+        renames = static_cast<Rename*>(MemoryContextAlloc(TopMemoryContext, sizeof(Rename) * state->slot_count));
     }
-    LWLockAcquire(state->lock, LW_SHARED);
-    memcpy(static_cast<void*>(slots), state->slots, sizeof(core::SessionSlot) * state->slot_count);
-    LWLockRelease(state->lock);
-
-    int live_count = 0;
+    int rename_count = 0;
     const int backends = pgstat_fetch_stat_numbackends();
-    for (int i = 1; i <= backends && live_count < state->slot_count; ++i) {
+    for (int i = 1; i <= backends && rename_count < state->slot_count; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
-        if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND ||
-            CONNGUARD_STILL_STARTING(&entry->backendStatus)) {
-            continue;
-        }
-        LiveName& name = live[live_count++];
-        name.pid = entry->backendStatus.st_procpid;
-        strlcpy(name.application, entry->backendStatus.st_appname != nullptr ? entry->backendStatus.st_appname : "",
-                sizeof name.application);
-    }
-    std::sort(live, live + live_count, [](const LiveName& a, const LiveName& b) { return a.pid < b.pid; });
-
-    for (int index = 0; index < state->slot_count; ++index) {
-        const core::SessionSlot& slot = slots[index];
-        if (!slot.in_use || slot.exempt_login) continue;
-        const LiveName* found = std::lower_bound(live, live + live_count, slot.pid,
-                                                 [](const LiveName& a, int pid) { return a.pid < pid; });
-        if (found == live + live_count || found->pid != slot.pid) continue;
-        if (strcmp(found->application, slot.application) != 0) handle_rename(state, index, slot, found->application);
+        if (entry == nullptr || !is_started_client(entry->backendStatus)) continue;
+        const int place = place_of(*picture, entry->backendStatus.st_procpid);
+        if (place < 0 || picture->slots[place].exempt_login) continue;
+        const char* now_named = entry->backendStatus.st_appname != nullptr ? entry->backendStatus.st_appname : "";
+        if (strcmp(now_named, picture->slots[place].application) == 0) continue;
+        Rename& rename = renames[rename_count++];
+        rename.place = place;
+        strlcpy(rename.application, now_named, sizeof rename.application);
     }
     pgstat_clear_backend_activity_snapshot();
+    for (int r = 0; r < rename_count; ++r) {
+        handle_rename(state, renames[r].place, picture->slots[renames[r].place], renames[r].application);
+    }
 }
 
 }  // namespace connguard::pg

@@ -26,6 +26,7 @@ int setting_history_interval_s = 10;
 int setting_history_size = 8640;
 int setting_event_log_size = 1000;
 int setting_max_rules = 256;
+int setting_debug_close_sessions_pause_ms = 0;
 
 namespace {
 
@@ -107,6 +108,12 @@ void define_settings() {
                             nullptr);
     DefineCustomIntVariable("connguard.max_rules", "Enabled rules that fit in shared memory.", nullptr,
                             &setting_max_rules, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    // For tests only: the pause lets a test change a listed session before close_sessions()
+    // re-checks it. Hidden from SHOW ALL and the sample file.
+    DefineCustomIntVariable("connguard.debug_close_sessions_pause",
+                            "Pause of close_sessions() between listing sessions and ending them (tests only).", nullptr,
+                            &setting_debug_close_sessions_pause_ms, 0, 0, 60000, PGC_SUSET,
+                            GUC_UNIT_MS | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("connguard");
 }
 

@@ -22,6 +22,7 @@ extern int setting_history_interval_s;
 extern int setting_history_size;
 extern int setting_event_log_size;
 extern int setting_max_rules;
+extern int setting_debug_close_sessions_pause_ms;
 
 void define_settings();
 

@@ -12,7 +12,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login simple_query query_value send_query wait_result wait_closed);
+our @EXPORT = qw(start_login finish_login login simple_query query_value read_value send_query wait_result wait_closed);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -102,6 +102,12 @@ sub wait_result {
 sub query_value {
     my ($session, $sql) = @_;
     send_query($session, $sql);
+    return read_value($session);
+}
+
+# The same for a query already sent with send_query.
+sub read_value {
+    my ($session) = @_;
     my ($value, $failed);
     while (1) {
         my ($type, $reply) = read_message($session->{socket});

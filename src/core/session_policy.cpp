@@ -1,0 +1,43 @@
+#include "session_policy.h"
+
+#include <cstdio>
+
+#include "admission.h"
+
+namespace connguard::core {
+
+SessionJudgement judge_session(const SessionFacts& facts, const SessionPolicy& policy) noexcept {
+    SessionJudgement j;
+    if (facts.has_place && facts.rule_name != nullptr && facts.rule_name[0] != '\0') {
+        j.rule = rule_named(policy.rules, policy.rule_count, facts.rule_name);
+    }
+    if (j.rule != nullptr) j.rule_name = j.rule->rule_name;
+    const Mode mode = j.rule != nullptr ? j.rule->mode : Mode::kEnforce;
+    j.exempt = !facts.has_place || mode == Mode::kExempt || (facts.superuser && policy.exempt_superusers) ||
+               facts.role_listed_exempt;
+    j.would = policy.dry_run || mode == Mode::kMonitor;
+    j.mode = j.exempt ? "exempt" : (policy.dry_run ? "monitor" : mode_name(mode));
+    j.limits = limits_for(j.rule, policy.defaults);
+    if (!j.exempt) j.deadline = deadline_for(facts.snapshot, j.limits);
+    j.cap = j.rule != nullptr ? j.rule->max_connections : (policy.default_cap > 0 ? policy.default_cap : -1);
+    return j;
+}
+
+const char* state_words(SessionState state) noexcept {
+    switch (state) {
+        case SessionState::kIdle: return "idle";
+        case SessionState::kIdleInTransaction: return "idle in transaction";
+        case SessionState::kIdleInTransactionAborted: return "idle in transaction (aborted)";
+        default: return "active";
+    }
+}
+
+void describe_ending(SessionState state, std::int64_t in_state_us, const Deadline& deadline, const char* rule_name,
+                     char* out, std::size_t size) noexcept {
+    const char* reason = event_reason_name(deadline.reason);
+    std::snprintf(out, size, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", state_words(state),
+                  static_cast<double>(in_state_us) / 1e6, reason != nullptr ? reason : "no",
+                  static_cast<double>(deadline.limit_us) / 1e6, rule_name);
+}
+
+}  // namespace connguard::core

@@ -1,0 +1,59 @@
+// Which rule, mode, limits and deadline apply to one client session, and whether it is
+// exempt: the one decision behind the worker's endings, connguard.sessions (and so
+// pool_stats) and connguard.close_sessions(). The shell gathers the facts (the session's
+// place, its state from backend status, whether its role is listed in exempt_roles); this
+// file alone decides.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstddef>
+#include <cstdint>
+
+#include "deadline.h"
+#include "rule.h"
+
+namespace connguard::core {
+
+// What is known of one client session.
+struct SessionFacts {
+    bool has_place = false;          // admitted through pg_connguard (holds a slot)
+    const char* rule_name = "";      // its place's rule, "" for the defaults
+    bool superuser = false;          // its login role is a superuser
+    bool role_listed_exempt = false;  // its login role is in connguard.exempt_roles
+    SessionSnapshot snapshot;
+};
+
+// The rules and settings in force.
+struct SessionPolicy {
+    const CompiledRule* rules = nullptr;
+    std::size_t rule_count = 0;
+    LimitDefaults defaults;
+    bool exempt_superusers = true;
+    bool dry_run = false;
+    std::int32_t default_cap = 0;  // connguard.max_connections_per_application, 0 = none
+};
+
+struct SessionJudgement {
+    const CompiledRule* rule = nullptr;  // nullptr: no rule, the defaults apply
+    const char* rule_name = kDefaultRuleName;
+    // Never ended: no place (not admitted through pg_connguard), an exempt rule, a superuser
+    // while exempt_superusers is on, or a role listed in exempt_roles.
+    bool exempt = false;
+    bool would = false;  // monitor mode or dry run: an ending is recorded, not done
+    const char* mode = "enforce";  // as connguard.sessions shows it: exempt, monitor or enforce
+    Limits limits;
+    Deadline deadline;  // none while exempt or in a state without a limit
+    std::int32_t cap = -1;  // the group cap that applies, -1 for none
+};
+
+SessionJudgement judge_session(const SessionFacts& facts, const SessionPolicy& policy) noexcept;
+
+// The words of an ending for the log, the event and the client: 'idle for 2.001 s; idle
+// limit 2.000 s (rule "leaky")'. Truncated to `size`.
+void describe_ending(SessionState state, std::int64_t in_state_us, const Deadline& deadline, const char* rule_name,
+                     char* out, std::size_t size) noexcept;
+
+// pg_stat_activity's word for a state a limit applies to ("active" for the others).
+const char* state_words(SessionState state) noexcept;
+
+}  // namespace connguard::core

@@ -1,0 +1,145 @@
+// The one decision on a client session: its rule, exemption, mode, limits, deadline and cap,
+// as the worker, connguard.sessions and close_sessions() all read it.
+#include <gtest/gtest.h>
+
+#include "core/rule_compiler.h"
+#include "core/session_policy.h"
+
+using namespace connguard::core;
+
+namespace {
+
+constexpr std::int64_t kSecond = 1000000;
+
+CompiledRule rule(const char* name, const char* mode, std::optional<std::int64_t> idle,
+                  std::optional<std::int32_t> cap = std::nullopt) {
+    RuleInput in;
+    in.rule_name = name;
+    in.priority = 1;
+    in.cap_per = "rule";
+    in.mode = mode;
+    in.enabled = true;
+    in.idle_timeout_us = idle;
+    in.max_connections = cap;
+    CompiledRule r;
+    EXPECT_TRUE(compile_rule(in, &r).ok());
+    return r;
+}
+
+struct Fixture {
+    CompiledRule rules[3] = {rule("leaky", "enforce", 2 * kSecond, 5), rule("watched", "monitor", kSecond),
+                             rule("vip", "exempt", kSecond)};
+    SessionPolicy policy;
+    Fixture() {
+        policy.rules = rules;
+        policy.rule_count = 3;
+        policy.defaults.idle_timeout_us = 60 * kSecond;
+    }
+};
+
+SessionFacts idle_session(const char* rule_name, std::int64_t idle_since = 100 * kSecond) {
+    SessionFacts f;
+    f.has_place = true;
+    f.rule_name = rule_name;
+    f.snapshot.pid = 7;
+    f.snapshot.state = SessionState::kIdle;
+    f.snapshot.state_since = idle_since;
+    f.snapshot.backend_start = 1;
+    return f;
+}
+
+TEST(SessionPolicy, RuleLimitSetsTheDeadline) {
+    Fixture fx;
+    const SessionJudgement j = judge_session(idle_session("leaky"), fx.policy);
+    ASSERT_NE(j.rule, nullptr);
+    EXPECT_STREQ(j.rule_name, "leaky");
+    EXPECT_FALSE(j.exempt);
+    EXPECT_FALSE(j.would);
+    EXPECT_STREQ(j.mode, "enforce");
+    EXPECT_EQ(j.deadline.at, 102 * kSecond);
+    EXPECT_EQ(j.deadline.reason, EventReason::kIdle);
+    EXPECT_EQ(j.cap, 5);
+}
+
+TEST(SessionPolicy, NoRuleMeansTheDefaultsAndTheDefaultCap) {
+    Fixture fx;
+    fx.policy.default_cap = 20;
+    const SessionJudgement j = judge_session(idle_session(""), fx.policy);
+    EXPECT_EQ(j.rule, nullptr);
+    EXPECT_STREQ(j.rule_name, kDefaultRuleName);
+    EXPECT_EQ(j.deadline.at, 160 * kSecond);
+    EXPECT_EQ(j.cap, 20);
+    fx.policy.default_cap = 0;
+    EXPECT_EQ(judge_session(idle_session(""), fx.policy).cap, -1);
+}
+
+TEST(SessionPolicy, ARuleNoLongerInForceFallsBackToTheDefaults) {
+    Fixture fx;
+    const SessionJudgement j = judge_session(idle_session("dropped"), fx.policy);
+    EXPECT_EQ(j.rule, nullptr);
+    EXPECT_EQ(j.deadline.at, 160 * kSecond);
+}
+
+TEST(SessionPolicy, EveryExemptionHasNoDeadline) {
+    Fixture fx;
+    SessionFacts exempt_rule = idle_session("vip");
+    SessionFacts superuser = idle_session("leaky");
+    superuser.superuser = true;
+    SessionFacts listed = idle_session("leaky");
+    listed.role_listed_exempt = true;
+    SessionFacts no_place = idle_session("leaky");
+    no_place.has_place = false;
+    for (const SessionFacts& f : {exempt_rule, superuser, listed, no_place}) {
+        const SessionJudgement j = judge_session(f, fx.policy);
+        EXPECT_TRUE(j.exempt);
+        EXPECT_STREQ(j.mode, "exempt");
+        EXPECT_EQ(j.deadline.at, kNever);
+    }
+}
+
+TEST(SessionPolicy, SuperusersAreEndedWhenNotExempted) {
+    Fixture fx;
+    fx.policy.exempt_superusers = false;
+    SessionFacts superuser = idle_session("leaky");
+    superuser.superuser = true;
+    const SessionJudgement j = judge_session(superuser, fx.policy);
+    EXPECT_FALSE(j.exempt);
+    EXPECT_EQ(j.deadline.at, 102 * kSecond);
+}
+
+TEST(SessionPolicy, MonitorRulesAndDryRunOnlyRecord) {
+    Fixture fx;
+    const SessionJudgement monitored = judge_session(idle_session("watched"), fx.policy);
+    EXPECT_TRUE(monitored.would);
+    EXPECT_STREQ(monitored.mode, "monitor");
+    EXPECT_EQ(monitored.deadline.at, 101 * kSecond);  // it still has a deadline: the would-end is logged then
+
+    fx.policy.dry_run = true;
+    const SessionJudgement dry = judge_session(idle_session("leaky"), fx.policy);
+    EXPECT_TRUE(dry.would);
+    EXPECT_STREQ(dry.mode, "monitor");
+    EXPECT_STREQ(judge_session(idle_session("vip"), fx.policy).mode, "exempt");
+}
+
+TEST(SessionPolicy, ActiveSessionsHaveNoDeadline) {
+    Fixture fx;
+    SessionFacts active = idle_session("leaky");
+    active.snapshot.state = SessionState::kActive;
+    EXPECT_EQ(judge_session(active, fx.policy).deadline.at, kNever);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(SessionPolicy, EndingsAreDescribedWithStateTimeLimitAndRule) {
+    char text[192];
+    const Deadline deadline{102 * kSecond, EventReason::kIdleInTransaction, 2 * kSecond};
+    describe_ending(SessionState::kIdleInTransaction, 2001000, deadline, "leaky", text, sizeof text);
+    EXPECT_STREQ(text, "idle in transaction for 2.001 s; idle_in_transaction limit 2.000 s (rule \"leaky\")");
+    char small[12];
+    describe_ending(SessionState::kIdle, kSecond, deadline, "leaky", small, sizeof small);
+    EXPECT_STREQ(small, "idle for 1.");
+}
+
+}  // namespace

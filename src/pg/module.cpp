@@ -9,6 +9,10 @@
 #include "pg/worker.h"
 
 extern "C" {
+#include "miscadmin.h"
+}
+
+extern "C" {
 PG_MODULE_MAGIC;
 
 // PostgreSQL 15's fmgr.h does not declare _PG_init: without this it would get C++
@@ -19,6 +23,10 @@ PGDLLEXPORT void _PG_init(void);
 extern "C" void _PG_init(void) {
     if (!process_shared_preload_libraries_in_progress) return;
     connguard::pg::define_settings();
+    // pg_upgrade runs both servers in binary-upgrade mode while it restores their databases:
+    // no worker may connect to them (or write the rule file), and nobody is to be refused.
+    // PostgreSQL's own logical replication launcher stays away for the same reason.
+    if (IsBinaryUpgrade) return;
     connguard::pg::install_shared_state_hooks();
     connguard::pg::register_worker();
     connguard::pg::install_login_hook();

@@ -33,3 +33,13 @@ include $(PGXS)
 
 # The library is relinked when what it exports changes.
 $(MODULE_big)$(DLSUFFIX): src/pg/exports.map
+
+# The PGXN release archive: the committed tree (git archive, so nothing untracked slips in)
+# under pg_connguard-VERSION/, VERSION from META.json.
+DIST_VERSION = $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' $(CURDIR)/META.json)
+DIST_DIR ?= $(CURDIR)
+dist:
+	git -C $(CURDIR) archive --format zip --prefix=$(EXTENSION)-$(DIST_VERSION)/ \
+		-o $(DIST_DIR)/$(EXTENSION)-$(DIST_VERSION).zip HEAD
+	@echo "$(DIST_DIR)/$(EXTENSION)-$(DIST_VERSION).zip"
+.PHONY: dist

@@ -18,6 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/common.sh"
 . "$root/scripts/majors.sh"
+. "$root/scripts/packages.sh"
 
 targets=()
 fuzz=""
@@ -39,10 +40,10 @@ if [ ${#targets[@]} -eq 0 ]; then
     fuzz=${fuzz:-1}
 fi
 
-install_missing_packages "$TEST_PACKAGES $MAJORS_HOST_PACKAGES"
+install_missing_packages "$TEST_PACKAGES $MAJORS_HOST_PACKAGES $PACKAGE_BUILD_PACKAGES python3"
 logs="$root/build/test-logs"
 mkdir -p "$logs"
-trap unmount_all_rootfs EXIT
+trap "unmount_all_rootfs; unmount_all_scratch" EXIT
 
 # Where the target runs: "" for this machine, else the root file system it runs in. The
 # source copy is at $copy inside the target, and at $rootfs$copy from here.
@@ -121,6 +122,23 @@ run_target() {
         return 1
     fi
     as_root rm -rf "$rootfs$copy"
+
+    [ "$target" = 18-assert ] && return 0
+    echo "-- $target: Debian package: build, lintian, install into a clean Debian file system and check"
+    local lintian
+    : >"$logs/$target.package.log"
+    if ! lintian=$(build_package "$target" "$logs/$target.package.log"); then
+        record package "FAIL: build or lintian${lintian:+ ($lintian)}"
+        tail -n 40 "$logs/$target.package.log"
+        return 1
+    fi
+    if ! check_package "$target" "$logs/$target.package.log"; then
+        record package "FAIL: clean-system check"
+        tail -n 40 "$logs/$target.package.log"
+        return 1
+    fi
+    grep -E '^### |too many connections|package check passed' "$logs/$target.package.log" | tail -n 12
+    record package "PASS (lintian: $lintian)"
 }
 
 record() { echo "$1=$(printf '%q' "$2")" >>"$logs/$current.result"; }
@@ -168,6 +186,15 @@ if [ -n "$fuzz" ]; then
         failed=$((failed + 1))
     fi
 fi
+echo "== PGXN: META.json and the make dist archive"
+pgxn_result=FAIL
+if archive=$(make -s -C "$root" dist PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config DIST_DIR="$logs" | tail -n 1) &&
+   python3 "$root/test/packaging/pgxn_check.py" "$root" "$archive" | tee "$logs/pgxn.log"; then
+    pgxn_result=PASS
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 for current in "${targets[@]}"; do
     rm -f "$logs/$current.result"
     echo "== target $current"
@@ -182,16 +209,37 @@ for current in "${targets[@]}"; do
     record seconds "$(($(date +%s) - started))"
 done
 
+# Rules survive pg_upgrade 18 -> 19, in the sid root file system where both are installed (by
+# the two targets' runs, which must both have passed).
+upgrade_result="not run (needs targets 18 and 19)"
+if [[ " ${targets[*]} " == *" 18 "* && " ${targets[*]} " == *" 19 "* ]] &&
+   grep -qs '^result=PASS' "$logs/18.result" && grep -qs '^result=PASS' "$logs/19.result"; then
+    echo "== pg_upgrade 18 -> 19 with rules (sid root file system)"
+    sid=$(rootfs_dir sid)
+    mount_rootfs "$sid"
+    as_root install -m 755 "$root/test/upgrade/pg_upgrade_test.sh" "$sid/var/tmp/pg_upgrade_test.sh"
+    if in_rootfs "$sid" runuser -u postgres -- sh /var/tmp/pg_upgrade_test.sh 18 19 2>&1 | tee "$logs/pg_upgrade.log" &&
+       grep -q '^pg_upgrade check passed' "$logs/pg_upgrade.log"; then
+        upgrade_result=PASS
+        passed=$((passed + 1))
+    else
+        upgrade_result=FAIL
+        failed=$((failed + 1))
+    fi
+fi
+
 echo
 echo "== summary ($(($(date +%s) - started_all)) s)"
-printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %s\n' target server warnings unit pg_regress TAP time result
+printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %-7s %s\n' target server warnings unit pg_regress TAP time result package
 for current in "${targets[@]}"; do
-    version="" warnings="" unit="" regress="" tap="" seconds="" result=""
+    version="" warnings="" unit="" regress="" tap="" seconds="" result="" package=""
     . "$logs/$current.result"
-    printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %s\n' "$current" "${version:--}" "${warnings:--}" "${unit:--}" \
-        "${regress:--}" "${tap:--}" "${seconds}s" "$result"
+    printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %-7s %s\n' "$current" "${version:--}" "${warnings:--}" "${unit:--}" \
+        "${regress:--}" "${tap:--}" "${seconds}s" "$result" "${package:--}"
 done
 echo "fuzzers: ${fuzz_result#fuzz: }"
-# The closing count: each major's target, and the fuzzers when they ran.
+echo "pg_upgrade 18 -> 19: $upgrade_result"
+echo "PGXN META.json and archive: $pgxn_result"
+# The closing count: each major's target, the fuzzers and the pg_upgrade check when they ran.
 echo "targets: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,6 +1,7 @@
 #include "session_policy.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "admission.h"
 
@@ -38,6 +39,39 @@ void describe_ending(SessionState state, std::int64_t in_state_us, const Deadlin
     std::snprintf(out, size, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", state_words(state),
                   static_cast<double>(in_state_us) / 1e6, reason != nullptr ? reason : "no",
                   static_cast<double>(deadline.limit_us) / 1e6, rule_name);
+}
+
+EndingWords ending_words(EventReason reason) noexcept {
+    switch (reason) {
+        case EventReason::kIdle: return {"57P05", "terminating connection due to idle-session timeout"};
+        case EventReason::kIdleInTransaction:
+        case EventReason::kIdleBlocker: return {"25P03", "terminating connection due to idle-in-transaction timeout"};
+        case EventReason::kAge: return {"57P05", "terminating connection due to maximum session age"};
+        case EventReason::kCap: return {"53300", "terminating connection due to too many connections"};
+        case EventReason::kNone: break;
+    }
+    return {"57P01", nullptr};
+}
+
+namespace {
+
+// Seconds as the shortest of "2", "2.5", "2.001".
+void seconds_text(std::int64_t us, char* out, std::size_t size) noexcept {
+    std::snprintf(out, size, "%.3f", static_cast<double>(us) / 1e6);
+    char* end = out + std::strlen(out);
+    while (end > out && end[-1] == '0') *--end = '\0';
+    if (end > out && end[-1] == '.') end[-1] = '\0';
+}
+
+}  // namespace
+
+void client_ending_detail(SessionState state, std::int64_t in_state_us, const Deadline& deadline,
+                          const char* rule_name, char* out, std::size_t size) noexcept {
+    char limit[32];
+    seconds_text(deadline.limit_us, limit, sizeof limit);
+    const char* what = deadline.reason == EventReason::kAge ? "; session age limit " : "; limit ";
+    std::snprintf(out, size, "pg_connguard rule \"%s\": %s for %.3f s%s%s s", rule_name, state_words(state),
+                  static_cast<double>(in_state_us) / 1e6, what, limit);
 }
 
 }  // namespace connguard::core

@@ -56,4 +56,23 @@ void describe_ending(SessionState state, std::int64_t in_state_us, const Deadlin
 // pg_stat_activity's word for a state a limit applies to ("active" for the others).
 const char* state_words(SessionState state) noexcept;
 
+// What the client of a session pg_connguard ends sees, in core PostgreSQL's vocabulary so
+// that client and pool code that knows core's timeouts works as it does for them:
+//   idle                 57P05  terminating connection due to idle-session timeout
+//   idle_in_transaction  25P03  terminating connection due to idle-in-transaction timeout
+//   idle_blocker         25P03  (the same: it is idle in a transaction, holding a lock)
+//   age                  57P05  terminating connection due to maximum session age
+//   cap (a rename)       53300  terminating connection due to too many connections
+//   none (close_sessions, a DBA's request)  57P01, PostgreSQL's own words kept
+struct EndingWords {
+    const char* sqlstate;  // five characters
+    const char* message;   // nullptr: keep PostgreSQL's own message
+};
+EndingWords ending_words(EventReason reason) noexcept;
+
+// The DETAIL the client reads: 'pg_connguard rule "leaky-app": idle in transaction for
+// 2.001 s; limit 2 s'.
+void client_ending_detail(SessionState state, std::int64_t in_state_us, const Deadline& deadline,
+                          const char* rule_name, char* out, std::size_t size) noexcept;
+
 }  // namespace connguard::core

@@ -62,6 +62,19 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
     LWLockRelease(state->lock);
 }
 
+void count_rename_refusal(SharedState* state, const char* rule_name, bool would) {
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
+        if (would) {
+            ++c->would_reject;
+        } else {
+            ++c->rejected;
+        }
+    }
+    if (!would) ++state->total_rejected;
+    LWLockRelease(state->lock);
+}
+
 void record_rules_event(SharedState* state, core::EventKind kind, const char* detail) {
     record_event(state, kind, core::EventReason::kNone, 0, core::SessionKey{}, "", detail);
 }

@@ -14,6 +14,9 @@ void count_login_locked(SharedState* state, const char* rule_name, const core::A
 // Counts a session ended (or, with `would`, one that would have been) for rule_name.
 void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would);
 
+// Counts a rename refused at SET (or, with `would`, one that would have been) for rule_name.
+void count_rename_refusal(SharedState* state, const char* rule_name, bool would);
+
 // Zeroes the per-rule counters and forgets the names of rules no longer in force.
 void reset_counters_locked(SharedState* state);
 

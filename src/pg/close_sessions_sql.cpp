@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "pg/activity.h"
+#include "pg/ending_notice.h"
 #include "pg/session_picture.h"
 #include "pg/settings.h"
 #include "pg/sql_output.h"
@@ -73,13 +74,30 @@ const char* end_if_unchanged(SharedState* state, const SessionPicture& picture, 
     if (status == nullptr) return "already_gone";
     const core::SessionSnapshot seen = snapshot_of(*status);
     if (seen.state != s.snapshot.state || seen.state_since != s.snapshot.state_since) return "changed";
-    // pg_terminate_backend makes PostgreSQL's own privilege checks (pg_signal_backend, superusers).
-    if (!DatumGetBool(DirectFunctionCall2(pg_terminate_backend, Int32GetDatum(s.snapshot.pid), Int64GetDatum(0)))) {
-        return "already_gone";
-    }
     char detail[192];
     snprintf(detail, sizeof detail, "closed by connguard.close_sessions(): %s for %.3f s", state_name(s.state),
              static_cast<double>(now - s.snapshot.state_since) / 1e6);
+    char client_detail[200];
+    snprintf(client_detail, sizeof client_detail, "pg_connguard: %s", detail);
+    // The client keeps PostgreSQL's 57P01 (a DBA's request), with pg_connguard's DETAIL.
+    post_ending_notice(state, s.place, s.snapshot.pid, core::EventReason::kNone, client_detail);
+    // pg_terminate_backend makes PostgreSQL's own privilege checks (pg_signal_backend, superusers);
+    // refused or too late, the notice is taken back.
+    bool terminated = false;
+    PG_TRY();
+    {
+        terminated = DatumGetBool(DirectFunctionCall2(pg_terminate_backend, Int32GetDatum(s.snapshot.pid), Int64GetDatum(0)));
+    }
+    PG_CATCH();
+    {
+        post_ending_notice(state, s.place, 0, core::EventReason::kNone, "");
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    if (!terminated) {
+        post_ending_notice(state, s.place, 0, core::EventReason::kNone, "");
+        return "already_gone";
+    }
     record_event(state, core::EventKind::kTerminated, core::EventReason::kNone, s.snapshot.pid,
                  core::key_of(picture.slots[s.place], s.application), s.rule_name, detail);
     ereport(LOG, (errmsg("pg_connguard: close_sessions ended session %d (%s, %s, %s, rule \"%s\"): %s", s.snapshot.pid,

@@ -12,6 +12,7 @@
 #include "core/deadline.h"
 #include "pg/activity.h"
 #include "pg/client_sessions.h"
+#include "pg/ending_notice.h"
 #include "pg/session_picture.h"
 #include "pg/settings.h"
 
@@ -119,7 +120,12 @@ void act_on_due(SharedState* state) {
         count_termination(state, rule_name, deadline.reason, would);
         ereport(LOG, (errmsg("pg_connguard: %s session %d (%s): %s", would ? "would end" : "ending", c.snapshot.pid,
                              core::event_reason_name(deadline.reason), detail)));
-        if (!would) (void)kill(c.snapshot.pid, SIGTERM);
+        if (would) continue;
+        char client_detail[192];
+        core::client_ending_detail(seen.state, now - c.snapshot.state_since, deadline, rule_name, client_detail,
+                                   sizeof client_detail);
+        post_ending_notice(state, c.place, c.snapshot.pid, deadline.reason, client_detail);
+        (void)kill(c.snapshot.pid, SIGTERM);
     }
 }
 

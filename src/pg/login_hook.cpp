@@ -9,6 +9,9 @@
 // through the callback of step 2 and frees its place at once.
 #include "pg/login_hook.h"
 
+#include "pg/ending_notice.h"
+#include "pg/rename_check.h"
+
 #include <ctime>
 
 #include "pg/activity.h"
@@ -133,6 +136,7 @@ void admit_or_refuse(Port* port) {
         LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
         compute_memberships(state, role, superuser, &memberships);
     }
+    clear_ending_notice_locked(state, index);  // one left for an earlier session in this slot
     decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
                                       state->slots, state->slot_tags, state->slot_count);
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
@@ -148,6 +152,8 @@ void admit_or_refuse(Port* port) {
     LWLockRelease(state->lock);
 
     free_memberships(&memberships);
+    // Admitted without a name: a name set before the first query is decided as the login's.
+    if (decision.verdict != core::Verdict::kReject && application[0] == '\0' && !exempt) watch_nameless_login();
     if (decision.verdict == core::Verdict::kAdmit) return;
 
     const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;

@@ -2,7 +2,9 @@
 // memory or a background worker only happens at preload; loaded any other way, the
 // library defines nothing and its SQL functions say it must be preloaded.
 #include "pg/postgres_includes.h"
+#include "pg/ending_notice.h"
 #include "pg/login_hook.h"
+#include "pg/rename_check.h"
 #include "pg/rename_notice.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -31,4 +33,6 @@ extern "C" void _PG_init(void) {
     connguard::pg::register_worker();
     connguard::pg::install_login_hook();
     connguard::pg::install_rename_notice();
+    connguard::pg::install_rename_check();
+    connguard::pg::install_ending_words();
 }

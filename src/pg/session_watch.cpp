@@ -1,15 +1,19 @@
-// A session can change its application_name at any time (SET application_name), and
-// PostgreSQL has no hook for it. The worker compares the name each admitted session has
-// now (backend status, as pg_stat_activity shows it) with the one it was admitted under,
-// and re-decides admission for the new name with the same core decision as at login,
-// leaving the session's own place out of the count.
+// The worker's backstop for renames. A SET application_name is decided at the SET
+// (rename_check), but PostgreSQL restores some names without a check: a rolled-back SET, a
+// RESET, a function's SET clause at its exit. The worker compares the name each admitted
+// session has now (backend status, as pg_stat_activity shows it) with the one its place is
+// under, and re-decides admission for the new name with the same decision (rename_admission),
+// ending the session if its group has no room. It also re-classifies every session when the
+// rules change.
 #include "pg/session_watch.h"
 
 #include <algorithm>
 
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
+#include "pg/ending_notice.h"
 #include "pg/group_membership.h"
+#include "pg/rename_admission.h"
 #include "pg/session_picture.h"
 #include "pg/settings.h"
 
@@ -52,44 +56,16 @@ bool any_cap_configured(SharedState* state) {
 }
 
 void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
-    Memberships memberships;
-    StartTransactionCommand();
-    compute_memberships(state, seen.role_id, seen.superuser, &memberships);
+    StartTransactionCommand();  // for the role lookups of "+group" rules
+    const RenameDecision decided = decide_rename(state, index, seen, new_application);
     CommitTransactionCommand();
+    if (!decided.decided || decided.verdict == core::Verdict::kAdmit) return;
 
-    core::SessionKey session = core::key_of(seen, new_application);
-    session.is_member_of = is_member_of_group;
-    session.context = &memberships;
-
-    const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
-    core::AdmissionDecision decision;
-    core::CompiledRule rule{};
-    bool still_there = false;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    core::SessionSlot* shared = &state->slots[index];
-    if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
-        still_there = true;
-        decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, false,
-                                          state->slots, state->slot_tags, state->slot_count, index);
-        if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
-        if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its old place until it has gone
-            core::regroup_slot(shared, &state->slot_tags[index], new_application,
-                               decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
-        }
-    }
-    LWLockRelease(state->lock);
-    free_memberships(&memberships);
-    if (!still_there || decision.verdict == core::Verdict::kAdmit) return;
-
-    const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;
-    char message[256] = "";
-    char detail[192] = "";
-    cpp_call([&] {
-        copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
-        copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
-    });
-    const char* rule_name = matched != nullptr ? rule.rule_name : core::kDefaultRuleName;
-    const bool would = decision.verdict == core::Verdict::kWouldReject;
+    const core::SessionKey session = core::key_of(seen, new_application);
+    const char* rule_name = decided.rule_name;
+    const char* message = decided.message;
+    const char* detail = decided.detail;
+    const bool would = decided.verdict == core::Verdict::kWouldReject;
     if (!would && BackendPidGetProc(seen.pid) == nullptr) return;  // it has gone by itself
     count_termination(state, rule_name, core::EventReason::kCap, would);
     if (would) {
@@ -102,6 +78,10 @@ void handle_rename(SharedState* state, int index, const core::SessionSlot& seen,
     record_event(state, core::EventKind::kTerminated, core::EventReason::kCap, seen.pid, session, rule_name, detail);
     ereport(LOG, (errmsg("pg_connguard: ending session %d, renamed into a full group: %s", seen.pid, message),
                   errdetail("%s", detail)));
+    char client_detail[192];
+    snprintf(client_detail, sizeof client_detail, "pg_connguard: renamed to application_name \"%s\": %s",
+             new_application, detail);
+    post_ending_notice(state, index, seen.pid, core::EventReason::kCap, client_detail);
     (void)kill(seen.pid, SIGTERM);
 }
 

@@ -23,7 +23,7 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
-    Size rule_sieves, slot_tags, counters, rules, slots, events, history, total;
+    Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, total;
 };
 
 Layout shared_layout() {
@@ -39,6 +39,8 @@ Layout shared_layout() {
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::CompiledRule))));
     layout.slots = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SessionSlot))));
+    layout.endings = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(EndingNotice))));
     layout.events = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_event_log_size, sizeof(core::Event))));
     layout.history = offset;
@@ -91,6 +93,7 @@ void attach_shared_memory() {
         state->slot_count = MaxBackends;
         state->slots = reinterpret_cast<core::SessionSlot*>(base + layout.slots);
         state->slot_tags = reinterpret_cast<core::SlotTags*>(base + layout.slot_tags);
+        state->endings = reinterpret_cast<EndingNotice*>(base + layout.endings);
         state->counter_capacity = 2 * setting_max_rules + 1;
         state->counters = reinterpret_cast<core::RuleCounters*>(base + layout.counters);
         state->event_capacity = setting_event_log_size;

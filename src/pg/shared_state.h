@@ -9,7 +9,7 @@
 //    any backend exists, and nothing writes them again; anyone reads them without the lock:
 //      lock_storage, lock_tranche, lock, rule_capacity, slot_count, counter_capacity,
 //      event_capacity, history_capacity, and the array pointers rules, rule_sieves, slots,
-//      slot_tags, counters, events, history (the pointers, not what they point to).
+//      slot_tags, endings, counters, events, history (the pointers, not what they point to).
 //    The same hook restores the rules from pg_connguard.rules; it runs before any reader.
 //
 // 2. Atomics, read and written without the lock:
@@ -18,12 +18,14 @@
 //    An atomic only says "look"; what to look at is read under the lock.
 //
 // 3. Everything else is protected by `lock`: the rule set and its version, every slot and
-//    slot tag, the counters, both rings and their `written` counts, the totals, the worker's
+//    slot tag, the ending notices, the counters, both rings and their `written` counts, the totals, the worker's
 //    pid, latch and last run, the last load's status, reload_served, stats_reset_at and the
 //    login-check figures. Writers hold it exclusively: the login hook (its own slot, its
-//    counters and event), a session's exit callback (its own slot), the worker (regrouping
-//    slots, reload_served, worker_last_run, history, its pid and latch), the rules loader
-//    (the rule set, last_load) and reset_stats(). Readers take it shared, copy what they
+//    counters and event; it clears its ending notice), a session's exit callback (its own
+//    slot), the worker (regrouping slots, ending notices, reload_served, worker_last_run,
+//    history, its pid and latch), close_sessions() (ending notices), the rules loader (the
+//    rule set, last_load) and reset_stats(). A session reads its own ending notice under the
+//    shared lock while it reports its end (never while holding the lock: see ending_notice.cpp). Readers take it shared, copy what they
 //    need into local memory (or, like the rename notice, compare a few bytes), release it,
 //    and only then build tuples, raise errors or signal. Nothing is allocated or reported
 //    while it is held; it is held by one process at a time for at most one pass over the
@@ -49,6 +51,15 @@ extern "C" {
 namespace connguard::pg {
 
 inline constexpr std::size_t kLoadErrorBytes = 512;
+
+// Why pg_connguard is ending a session: written (under the lock) right before the session is
+// signalled, read by that session itself when it reports its end, so that its client reads
+// the reason in core's vocabulary (see core::ending_words) instead of "administrator command".
+struct EndingNotice {
+    std::int32_t pid;  // the session it is for; 0 = none
+    core::EventReason reason;
+    char detail[192];
+};
 
 struct RuleLoadStatus {
     std::uint64_t generation;  // highest reload request this attempt covered
@@ -90,6 +101,7 @@ struct SharedState {
     std::int32_t slot_count;
     core::SessionSlot* slots;  // [slot_count]
     core::SlotTags* slot_tags;  // [slot_count], tags_of(slots[i]): what a login's count reads first
+    EndingNotice* endings;      // [slot_count], indexed like the slots
 
     std::int32_t counter_capacity;
     core::RuleCounters* counters;  // [counter_capacity]

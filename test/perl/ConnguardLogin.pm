@@ -131,7 +131,7 @@ sub simple_query {
 }
 
 # Waits (up to $timeout seconds) for the server to end idle sessions. Returns a hash
-# pid => { at => time the end was seen, sqlstate => the FATAL's SQLSTATE }.
+# pid => { at => time the end was seen, sqlstate, message and detail of the FATAL }.
 sub wait_closed {
     my ($sessions, $timeout) = @_;
     my %by_socket = map { ($_->{socket} => $_) } @$sessions;
@@ -143,12 +143,10 @@ sub wait_closed {
             my $session = $by_socket{$socket};
             my ($type, $body) = read_message($socket);
             next if defined $type && $type ne 'E';
-            my $sqlstate = '';
-            if (defined $type) {
-                my %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $body;
-                $sqlstate = $fields{C};
-            }
-            $closed{ $session->{pid} } = { at => time(), sqlstate => $sqlstate };
+            my %fields;
+            %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $body if defined $type;
+            $closed{ $session->{pid} } = { at => time(), sqlstate => $fields{C} // '', message => $fields{M},
+                                          detail => $fields{D} };
             $select->remove($socket);
         }
     }

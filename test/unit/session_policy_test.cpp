@@ -143,3 +143,33 @@ TEST(SessionPolicy, EndingsAreDescribedWithStateTimeLimitAndRule) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SessionPolicy, EndingsSpeakCoreVocabulary) {
+    EXPECT_STREQ(ending_words(EventReason::kIdle).sqlstate, "57P05");
+    EXPECT_STREQ(ending_words(EventReason::kIdle).message, "terminating connection due to idle-session timeout");
+    EXPECT_STREQ(ending_words(EventReason::kIdleInTransaction).sqlstate, "25P03");
+    EXPECT_STREQ(ending_words(EventReason::kIdleInTransaction).message,
+                 "terminating connection due to idle-in-transaction timeout");
+    EXPECT_STREQ(ending_words(EventReason::kIdleBlocker).sqlstate, "25P03");
+    EXPECT_STREQ(ending_words(EventReason::kAge).sqlstate, "57P05");
+    EXPECT_STREQ(ending_words(EventReason::kCap).sqlstate, "53300");
+    EXPECT_STREQ(ending_words(EventReason::kNone).sqlstate, "57P01");
+    EXPECT_EQ(ending_words(EventReason::kNone).message, nullptr);  // a DBA's ending keeps PostgreSQL's words
+}
+
+TEST(SessionPolicy, TheClientDetailNamesRuleTimeAndLimit) {
+    char text[192];
+    const Deadline iit{0, EventReason::kIdleInTransaction, 2 * kSecond};
+    client_ending_detail(SessionState::kIdleInTransaction, 2001000, iit, "leaky-app", text, sizeof text);
+    EXPECT_STREQ(text, "pg_connguard rule \"leaky-app\": idle in transaction for 2.001 s; limit 2 s");
+    const Deadline idle{0, EventReason::kIdle, 1500000};
+    client_ending_detail(SessionState::kIdle, 1500300, idle, "(default)", text, sizeof text);
+    EXPECT_STREQ(text, "pg_connguard rule \"(default)\": idle for 1.500 s; limit 1.5 s");
+    const Deadline age{0, EventReason::kAge, 3600 * kSecond};
+    client_ending_detail(SessionState::kIdle, 200000, age, "r", text, sizeof text);
+    EXPECT_STREQ(text, "pg_connguard rule \"r\": idle for 0.200 s; session age limit 3600 s");
+}
+
+}  // namespace

@@ -1,0 +1,52 @@
+#include "pg/rename_admission.h"
+
+#include "pg/cpp_boundary.h"
+#include "pg/group_membership.h"
+#include "pg/settings.h"
+
+namespace connguard::pg {
+
+RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
+    RenameDecision result;
+    Memberships memberships;
+    core::SessionKey session = core::key_of(seen, new_application);
+    session.is_member_of = is_member_of_group;
+    session.context = &memberships;
+    const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
+    core::AdmissionDecision decision;
+    core::CompiledRule rule{};
+
+    compute_memberships(state, seen.role_id, seen.superuser, &memberships);
+    for (;;) {
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        if (state->rule_set_version == memberships.version) break;
+        LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
+        compute_memberships(state, seen.role_id, seen.superuser, &memberships);
+    }
+    core::SessionSlot* shared = &state->slots[index];
+    if (shared->in_use && shared->pid == seen.pid) {
+        result.decided = true;
+        decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
+                                          shared->exempt_login, state->slots, state->slot_tags, state->slot_count,
+                                          index);
+        if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
+        if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its place where it is
+            core::regroup_slot(shared, &state->slot_tags[index], new_application,
+                               decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
+        }
+    }
+    LWLockRelease(state->lock);
+    result.verdict = decision.verdict;
+    const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;
+    strlcpy(result.rule_name, matched != nullptr ? rule.rule_name : core::kDefaultRuleName, sizeof result.rule_name);
+    if (result.decided && decision.verdict != core::Verdict::kAdmit) {
+        cpp_call([&] {
+            copy_text(core::rejection_message(decision, matched, session), result.message, sizeof result.message);
+            copy_text(core::rejection_detail(decision, matched), result.detail, sizeof result.detail);
+        });
+    }
+    free_memberships(&memberships);
+    return result;
+}
+
+}  // namespace connguard::pg

@@ -1,0 +1,23 @@
+// Deciding a rename (a session setting a new application_name): the same core decision as
+// at login, for the new name, leaving the session's own place out of the count. Admitted
+// (or, in monitor mode and dry run, admitted although over the cap), its place moves to the
+// new group in the same exclusive section, so the counts stay exact whatever renames and
+// logins run at once. Used by the check hook at SET time and by the worker's backstop.
+#pragma once
+
+#include "pg/shared_state.h"
+
+namespace connguard::pg {
+
+struct RenameDecision {
+    bool decided = false;  // false: the place is not (or no longer) this session's
+    core::Verdict verdict = core::Verdict::kAdmit;
+    char rule_name[core::kMaxRuleNameBytes + 1] = "";  // the matched rule, or "(default)"
+    char message[256] = "";  // for a refusal or would-refusal: 'too many connections for application "etl"'
+    char detail[192] = "";   // 'rule "etl-cap" allows 10 connections per application; 10 are in use'
+};
+
+// Needs a transaction (role memberships of "+group" rules). `seen` is a copy of the slot.
+RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application);
+
+}  // namespace connguard::pg

@@ -5,7 +5,11 @@
 #      assertion-enabled target, under AddressSanitizer and UndefinedBehaviorSanitizer;
 #   2. pg_regress tests of the SQL surface, on a temporary instance;
 #   3. TAP tests (several sessions, timing, restarts, crashes), on temporary instances;
-# and, once, the libFuzzer targets of fuzz/ (scripts/fuzz.sh, $FUZZ_SECONDS each, default 15).
+#   4. (not 18-assert) its Debian package, built, lintian-checked and installed into a clean
+#      Debian file system with only the server (scripts/packages.sh, scripts/package_check.sh);
+# and, once: the libFuzzer targets of fuzz/ (scripts/fuzz.sh, $FUZZ_SECONDS each, default 15),
+# the PGXN archive (make dist), pg_upgrade 18 -> 19 with rules (when 18 and 19 ran), and the
+# real clients and their pools against PostgreSQL 15 (test/clients/run.sh, when 15 ran).
 # Ends with one table: target, exact server version, build warnings, the counts of each layer.
 #
 #   ./scripts/test.sh                   every target: 15 17 18 19 18-assert, and the fuzzers
@@ -31,7 +35,7 @@ while [ $# -gt 0 ]; do
             shift 2 ;;
         --rebuild) REBUILD_CACHE=1; shift ;;
         --fuzz) fuzz=1; shift ;;
-        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -228,6 +232,20 @@ if [[ " ${targets[*]} " == *" 18 "* && " ${targets[*]} " == *" 19 "* ]] &&
     fi
 fi
 
+# Real clients (SQLAlchemy, psycopg_pool, Django, psycopg2, node-postgres, pgjdbc + HikariCP)
+# through idle reaping, a leaked transaction and a cap, on this machine's PostgreSQL 15.
+clients_result="not run (needs target 15)"
+if [[ " ${targets[*]} " == *" 15 "* ]] && grep -qs '^result=PASS' "$logs/15.result"; then
+    echo "== real clients and their pools (test/clients/run.sh)"
+    if "$root/test/clients/run.sh" 2>&1 | tee "$logs/clients-run.log"; then
+        clients_result="PASS ($(grep -E '^clients: ' "$logs/clients-run.log" | tail -n 1 | sed 's/^clients: //'))"
+        passed=$((passed + 1))
+    else
+        clients_result="FAIL ($(grep -E '^clients: ' "$logs/clients-run.log" | tail -n 1 | sed 's/^clients: //'))"
+        failed=$((failed + 1))
+    fi
+fi
+
 echo
 echo "== summary ($(($(date +%s) - started_all)) s)"
 printf '%-10s %-36s %-8s %-9s %-10s %-24s %-6s %-7s %s\n' target server warnings unit pg_regress TAP time result package
@@ -240,6 +258,7 @@ done
 echo "fuzzers: ${fuzz_result#fuzz: }"
 echo "pg_upgrade 18 -> 19: $upgrade_result"
 echo "PGXN META.json and archive: $pgxn_result"
-# The closing count: each major's target, the fuzzers and the pg_upgrade check when they ran.
+echo "real clients: $clients_result"
+# The closing count: each major's target, the fuzzers, PGXN, pg_upgrade and the clients when they ran.
 echo "targets: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

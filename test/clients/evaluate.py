@@ -8,6 +8,37 @@ Prints the table the README shows and exits non-zero on any failed check."""
 import json
 import sys
 
+# What the application code can read, per client and scenario: the SQLSTATE (None where the
+# driver exposes none) and words its message must hold. psycopg2 (SQLAlchemy, Django and
+# psycopg2's pool here) reports an ended session only as a closed connection; psycopg 3 gives
+# the server's message and DETAIL but no SQLSTATE; libpq-based drivers give no SQLSTATE for a
+# refused login, only its message.
+PSYCOPG2 = {"idle": (None, ["server closed the connection unexpectedly"]),
+            "leak": (None, ["server closed the connection unexpectedly"]),
+            "cap": (None, ["FATAL: too many connections for rule", "DETAIL: rule"])}
+EXPECTED = {
+    "sqlalchemy": PSYCOPG2, "django": PSYCOPG2, "psycopg2_pool": PSYCOPG2,
+    "psycopg_pool": {"idle": (None, ["terminating connection due to idle-session timeout", "DETAIL: pg_connguard rule"]),
+                     "leak": (None, ["terminating connection due to idle-in-transaction timeout", "DETAIL: pg_connguard rule"]),
+                     "cap": (None, ["too many connections for rule"])},
+    "node_pg": {"idle": ("57P05", ["terminating connection due to idle-session timeout"]),
+                "leak": ("25P03", ["terminating connection due to idle-in-transaction timeout"]),
+                "cap": ("53300", ["too many connections for rule"])},
+    "hikari": {"idle": ("57P05", ["terminating connection due to idle-session timeout"]),
+               "leak": ("25P03", ["terminating connection due to idle-in-transaction timeout"]),
+               "cap": ("53300", ["too many connections for rule"])},
+}
+
+
+def readable(client, scenario, seen):
+    """The problem with what the code read, or None when it is what EXPECTED says."""
+    sqlstate, words = EXPECTED[client][scenario]
+    if seen.get("sqlstate") != sqlstate:
+        return f"SQLSTATE {seen.get('sqlstate')}, expected {sqlstate}"
+    missing = [w for w in words if w not in seen.get("message", "")]
+    return f"message {seen.get('message')!r} lacks {missing}" if missing else None
+
+
 rows = [json.loads(line) for line in sys.stdin if line.startswith("{")]
 problems = []
 table = {}
@@ -21,6 +52,8 @@ for r in rows:
     first = r.get("first_error") or {}
     seen = f"{r['errors']}" + (f" ({first.get('sqlstate') or 'no SQLSTATE'})" if r["errors"] else "")
     table.setdefault(key, {})[r["settings"]] = seen
+    if r.get("first_error") and (problem := readable(r["client"], r["scenario"], r["first_error"])):
+        problems.append(f"{where}: the first error: {problem}")
     if recommended and r["errors"] != 0:
         problems.append(f"{where}: the application saw {r['errors']} errors, first {first}")
     if r["scenario"] == "idle" and not recommended and r.get("sessions_ended_idle", 0) < 1:
@@ -31,8 +64,8 @@ for r in rows:
         saw = r.get("leaker_saw")
         if not saw:
             problems.append(f"{where}: the leaking code saw no error")
-        elif saw.get("sqlstate") not in (None, "25P03"):
-            problems.append(f"{where}: the leaking code saw SQLSTATE {saw.get('sqlstate')}, not 25P03")
+        elif recommended and (problem := readable(r["client"], "leak", saw)):
+            problems.append(f"{where}: the leaking code: {problem}")
         table[key].setdefault("leaker", (saw or {}).get("sqlstate") or "no SQLSTATE")
     if r["scenario"] == "cap":
         if r.get("peak_sessions", 99) > r.get("cap", 3) or r.get("peak_sessions", 0) < 0:

@@ -25,7 +25,7 @@ if [[ " ${clients[*]} " == *" node_pg "* ]]; then
     if command -v node >/dev/null && command -v npm >/dev/null; then
         if [ ! -d "$cache/node/node_modules/pg" ]; then
             as_root mkdir -p "$cache/node"
-            as_root npm install --silent --no-audit --no-fund --prefix "$cache/node" pg@8 >/dev/null
+            as_root npm install --silent --no-audit --no-fund --prefix "$cache/node" pg@8.23.1 >/dev/null
         fi
         node_path="$cache/node/node_modules"
     else

@@ -13,6 +13,7 @@ extern "C" {
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
+#include "utils/inval.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(connguard_validate_rule);
@@ -89,6 +90,9 @@ extern "C" Datum connguard_validate_rule(PG_FUNCTION_ARGS) {
 // commits, and warns when the rules written here are not the ones the server reads.
 // Without preloading there is no worker to tell, and the change is kept.
 extern "C" Datum connguard_rules_changed(PG_FUNCTION_ARGS) {
+    // Written into the commit record: a hot standby replays it when the change becomes
+    // visible there, which is how its standby follower learns of it (standby_follower.cpp).
+    if (CALLED_AS_TRIGGER(fcinfo)) CacheInvalidateRelcache(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation);
     if (shared_state() != nullptr) {
         const char* here = get_database_name(MyDatabaseId);
         if (here != nullptr && strcmp(here, setting_database) != 0) {
@@ -102,7 +106,6 @@ extern "C" Datum connguard_rules_changed(PG_FUNCTION_ARGS) {
         }
         reload_pending_at_commit = true;
     }
-    (void)fcinfo;
     return (Datum)0;
 }
 

@@ -12,8 +12,10 @@
 #include "pg/session_watch.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
+#include "pg/standby_follower.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -31,6 +33,36 @@ namespace {
 constexpr int kRestartSeconds = 1;
 constexpr long kIdleWakeMs = 60000;  // safety net only: requests and renames arrive by latch
 constexpr long kRenamePassGapMs = 10;  // at most 100 looks for renames a second, however fast sessions rename
+
+// On a hot standby, the standby follower tells the worker of rule changes replayed from
+// the primary. It is restarted when it stops (a missing database, a recovery conflict),
+// after 1 s, doubling to 60 s while it keeps stopping within a minute.
+struct StandbyFollower {
+    BackgroundWorkerHandle* handle = nullptr;
+    TimestampTz started_at = 0;
+    TimestampTz next_try = 0;
+    int quick_stops = 0;
+
+    // Returns when to look again (DT_NOEND: nothing to do).
+    TimestampTz keep_running(TimestampTz now) {
+        if (handle != nullptr) {
+            pid_t pid;
+            if (GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED) return DT_NOEND;
+            pfree(handle);
+            handle = nullptr;
+            quick_stops = now - started_at < 60 * USECS_PER_SEC ? Min(quick_stops + 1, 7) : 0;
+            next_try = TimestampTzPlusMilliseconds(now, 1000L << (quick_stops == 0 ? 0 : quick_stops - 1));
+        }
+        if (!RecoveryInProgress()) return DT_NOEND;
+        if (now < next_try) return next_try;
+        handle = start_standby_follower(quick_stops == 0);
+        started_at = now;
+        if (handle != nullptr) return DT_NOEND;
+        quick_stops = Min(quick_stops + 1, 7);
+        next_try = TimestampTzPlusMilliseconds(now, 1000L << (quick_stops - 1));
+        return next_try;
+    }
+};
 
 void forget_worker(int, Datum) {
     SharedState* state = shared_state();
@@ -105,6 +137,7 @@ extern "C" void connguard_worker_main(Datum) {
     std::uint64_t served = 0;
     int loader_start_failures = 0;  // in a row, for the retry's back-off (0.1 s to 1 s)
     TimestampTz last_rename_pass = 0;
+    StandbyFollower follower;
     request_rule_reload(state);  // load the rules as soon as the worker starts
 
     for (;;) {
@@ -128,7 +161,8 @@ extern "C" void connguard_worker_main(Datum) {
             }
         }
         const std::uint64_t requested = pg_atomic_read_u64(&state->reload_requested);
-        TimestampTz wake_at = DT_NOEND;  // besides the limits and history: a retry, a deferred look for renames
+        // besides the limits and history: a retry, a deferred look for renames
+        TimestampTz wake_at = follower.keep_running(GetCurrentTimestamp());
         if (loader == nullptr && requested > served) {
             // No free background worker slot: the request stays pending and is retried, so a
             // committed change is never dropped (start_rule_loader logged it once).

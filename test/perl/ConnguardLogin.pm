@@ -12,7 +12,7 @@ use IO::Select;
 use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login simple_query query_value read_value send_query wait_result wait_closed);
+our @EXPORT = qw(start_login finish_login login admitted_login simple_query query_value read_value send_query wait_result wait_closed);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -156,6 +156,15 @@ sub wait_closed {
 sub login {
     my ($node, %params) = @_;
     return finish_login(start_login($node, %params));
+}
+
+# A login that must be admitted (as role app to database postgres unless %params say
+# otherwise); dies with the server's message if it is refused.
+sub admitted_login {
+    my ($node, %params) = @_;
+    my $session = login($node, user => 'app', database => 'postgres', %params);
+    die "login refused: $session->{message}" unless $session->{admitted};
+    return $session;
 }
 
 1;

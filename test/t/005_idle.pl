@@ -35,12 +35,7 @@ sub set_rules {
     $node->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 }
 
-sub open_session {
-    my (%params) = @_;
-    my $session = login($node, user => 'app', database => 'postgres', %params);
-    die "login refused: $session->{message}" unless $session->{admitted};
-    return $session;
-}
+sub open_session { return admitted_login($node, @_); }
 
 sub server_idle_seconds {
     my ($pid) = @_;

@@ -35,12 +35,7 @@ INSERT INTO hot VALUES (1);
 GRANT ALL ON hot TO app;
 });
 
-sub open_session {
-    my (%params) = @_;
-    my $s = login($node, user => 'app', database => 'postgres', %params);
-    die "refused: $s->{message}" unless $s->{admitted};
-    return $s;
-}
+sub open_session { return admitted_login($node, @_); }
 
 # --- The mix: 5 idle, 3 idle in transaction, 1 idle-in-transaction lock holder,
 # 4 running pg_sleep, 2 waiting on the holder's lock.

@@ -30,12 +30,7 @@ INSERT INTO connguard.rules (rule_name, application_name, mode) VALUES ('vip', '
 $node->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
 
-sub open_session {
-    my (%params) = @_;
-    my $session = login($node, database => 'postgres', %params);
-    die "login refused: $session->{message}" unless $session->{admitted};
-    return $session;
-}
+sub open_session { return admitted_login($node, @_); }
 
 # --- Every exemption the worker honours holds in close_sessions() too.
 my $plain = open_session(user => 'app', application_name => 'batch');

@@ -34,12 +34,7 @@ INSERT INTO connguard.rules (rule_name, application_name, idle_timeout, idle_in_
 });
 $node->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 
-sub open_session {
-    my (%params) = @_;
-    my $session = login($node, user => 'app', database => 'postgres', %params);
-    die "login refused: $session->{message}" unless $session->{admitted};
-    return $session;
-}
+sub open_session { return admitted_login($node, @_); }
 
 sub ended {
     my ($session, $timeout) = @_;

@@ -33,12 +33,7 @@ INSERT INTO connguard.rules (rule_name, application_name, max_connections, cap_p
 });
 $node->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 
-sub open_session {
-    my (%params) = @_;
-    my $session = login($node, user => 'app', database => 'postgres', %params);
-    die "login refused: $session->{message}" unless $session->{admitted};
-    return $session;
-}
+sub open_session { return admitted_login($node, @_); }
 sub value { return $node->safe_psql('postgres', $_[0]); }
 sub group_count { return value("SELECT count(*) FROM pg_stat_activity WHERE application_name = '$_[0]'"); }
 

@@ -17,19 +17,19 @@
 //      rename_pending: a session raises it (rename_notice), the worker exchanges it to 0.
 //    An atomic only says "look"; what to look at is read under the lock.
 //
-// 3. Everything else is protected by `lock`: the rule set and its version, every slot and
-//    slot tag, the ending notices, the counters, both rings and their `written` counts, the totals, the worker's
-//    pid, latch and last run, the last load's status, reload_served, stats_reset_at and the
-//    login-check figures. Writers hold it exclusively: the login hook (its own slot, its
-//    counters and event; it clears its ending notice), a session's exit callback (its own
-//    slot), the worker (regrouping slots, ending notices, reload_served, worker_last_run,
-//    history, its pid and latch), close_sessions() (ending notices), the rules loader (the
-//    rule set, last_load) and reset_stats(). A session reads its own ending notice under the
-//    shared lock while it reports its end (never while holding the lock: see ending_notice.cpp). Readers take it shared, copy what they
-//    need into local memory (or, like the rename notice, compare a few bytes), release it,
-//    and only then build tuples, raise errors or signal. Nothing is allocated or reported
-//    while it is held; it is held by one process at a time for at most one pass over the
-//    slots.
+// 3. Everything else is protected by `lock`: the rule set and its version, every slot and slot
+//    tag, the ending notices, the counters, both rings and their `written` counts, the totals,
+//    the worker's pid, latch and last run, the last load's status, reload_served, stats_reset_at
+//    and the login-check figures. Writers hold it exclusively: the login hook (its own slot, its
+//    counters and event; it clears its ending notice), a session's exit callback (its own slot),
+//    the worker (regrouping slots, ending notices, reload_served, worker_last_run, history, its
+//    pid and latch), close_sessions() (ending notices), the rules loader (the rule set,
+//    last_load) and reset_stats(). A session reads its own ending notice under the shared lock
+//    while it reports its end (never while holding the lock: see ending_notice.cpp). Readers take
+//    it shared, copy what they need into local memory (or, like the rename notice, compare a few
+//    bytes), release it, and only then build tuples, raise errors or signal. Nothing is allocated
+//    or reported while it is held; it is held by one process at a time for at most one pass over
+//    the slots.
 //
 // There are no unlocked reads of rule-3 fields. A latch pointer copied under the lock may
 // be stale by the time it is set (the worker exited meanwhile); a latch lives in shared

@@ -34,7 +34,10 @@ namespace {
 
 constexpr long kLookEveryMs = 1000;  // a change is in force on the standby within about this, plus a load
 
-Oid rules_table = InvalidOid;  // as of the last look
+// As of the last look. It starts unknown, so the first look always asks for a reload: the
+// invalidations replayed before this process connected never reach it, and a change
+// replayed after the worker's own first load but before that would otherwise be missed.
+Oid rules_table = InvalidOid;
 bool rules_invalidated = false;
 
 void note_invalidation(Datum, Oid relation) {

@@ -119,9 +119,7 @@ run_target() {
     fi
     if [ "$status" -ne 0 ]; then
         [ -f "$rootfs$copy/regression.diffs" ] && cat "$rootfs$copy/regression.diffs"
-        for server_log in "$rootfs$copy"/tmp_check/log/*; do
-            [ -f "$server_log" ] && { echo "---- $server_log"; tail -n 60 "$server_log"; }
-        done
+        show_failed_tap_logs "$log" "$rootfs$copy/tmp_check/log"
         echo "FAILED: see above (the build copy is kept in $rootfs$copy)"
         return 1
     fi
@@ -171,6 +169,20 @@ tap_count() {
 
 # A failed assertion (TRAP), a PANIC, or a server process ended by a signal other than the
 # SIGKILL a test sends on purpose, in any server log of the run.
+# The test's own log and its servers' logs for each TAP file that failed (all of them when the
+# summary names none), so the end of a long run shows the failure, not the first test's log.
+show_failed_tap_logs() {
+    local tap_output=$1 log_dir=$2 failed name file
+    [ -d "$log_dir" ] || return 0
+    failed=$(grep -oE 't/[0-9A-Za-z_]+\.pl +\(Wstat' "$tap_output" | sed -E 's|.*t/([0-9A-Za-z_]+)\.pl.*|\1|' | sort -u)
+    [ -n "$failed" ] || failed=$(cd "$log_dir" && ls regress_log_* 2>/dev/null | sed 's/^regress_log_//')
+    for name in $failed; do
+        for file in "$log_dir/regress_log_$name" "$log_dir/$name"_*.log; do
+            [ -f "$file" ] && { echo "---- $file"; tail -n 60 "$file"; }
+        done
+    done
+}
+
 server_crashes() {
     [ -d "$1/tmp_check/log" ] || return 0
     grep -HE 'TRAP: |PANIC: |terminated by signal ([0-8]|1[0-9]|[2-9][0-9])\b' "$1"/tmp_check/log/*.log 2>/dev/null | head -n 20 || true

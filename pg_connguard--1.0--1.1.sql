@@ -58,3 +58,39 @@ SET search_path = pg_catalog, connguard, pg_temp;
 COMMENT ON FUNCTION connguard.close_sessions(text, text, text, interval, boolean) IS
     'Ends client sessions by application, role, state and time in state, sparing exempt ones; dry run by default. '
     'action: would_terminate, terminated, changed (used since listed: left alone) or already_gone';
+
+-- Rules for a pooler's server connections (PgBouncer, pgcat, Odyssey, Pgpool sync
+-- application_name on every hand-over): a session admitted under a rule with pooler = true
+-- keeps that rule and the group it logged in with whatever name the pooler sets later; such
+-- a rename is neither refused nor ended. active_rules shows the column.
+ALTER TABLE connguard.rules ADD COLUMN pooler boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN connguard.rules.pooler IS
+    'The sessions are a pooler''s server connections: they keep the rule and group they logged in with when renamed';
+DROP VIEW connguard.active_rules;
+DROP FUNCTION connguard._active_rules();
+CREATE FUNCTION connguard._active_rules(
+    OUT rule_name text,
+    OUT priority integer,
+    OUT database_name text,
+    OUT role_name text,
+    OUT application_name text,
+    OUT client_addr cidr,
+    OUT max_connections integer,
+    OUT cap_per text,
+    OUT idle_timeout interval,
+    OUT idle_in_transaction_timeout interval,
+    OUT idle_blocker_timeout interval,
+    OUT max_session_age interval,
+    OUT mode text,
+    OUT pooler boolean,
+    OUT rule_set_version bigint,
+    OUT loaded_at timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_active_rules' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.active_rules AS SELECT * FROM connguard._active_rules();
+COMMENT ON VIEW connguard.active_rules IS
+    'The rules the server enforces now, in the order they are tried, with the rule-set version and load time';
+REVOKE ALL ON FUNCTION connguard._active_rules() FROM PUBLIC;
+REVOKE ALL ON connguard.active_rules FROM PUBLIC;
+GRANT SELECT ON connguard.active_rules TO pg_monitor;
+GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;

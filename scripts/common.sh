@@ -5,8 +5,9 @@
 PG_MAJOR=${PG_MAJOR:-15}
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libkrb5-dev libipc-run-perl libgtest-dev
           libbenchmark-dev cmake g++ make"
-# For the observability tests: promtool (prometheus) and the exporter the queries file is for.
-TEST_PACKAGES="prometheus prometheus-postgres-exporter"
+# For the observability tests: promtool (prometheus) and the exporter the queries file is for;
+# for the pooler test: PgBouncer.
+TEST_PACKAGES="prometheus prometheus-postgres-exporter pgbouncer"
 
 if [ "$(id -u)" -eq 0 ]; then
     as_root() { "$@"; }

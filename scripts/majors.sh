@@ -20,7 +20,7 @@ MAJORS_HOST_PACKAGES="debootstrap bison flex clang libclang-rt-14-dev"
 CONNGUARD_CACHE=${CONNGUARD_CACHE:-/var/cache/pg_connguard}
 # Packages every root file system needs to build and test pg_connguard.
 ROOTFS_PACKAGES="g++ make cmake libgtest-dev libipc-run-perl libkrb5-dev ca-certificates
-                 prometheus prometheus-postgres-exporter"
+                 prometheus prometheus-postgres-exporter pgbouncer"
 
 suite_of_target() {
     case $1 in
@@ -120,6 +120,20 @@ prepare_rootfs() {
         mark_built "$dir"
     fi
     mount_rootfs "$dir"
+    # A file system cached before a package joined the list gets it now.
+    local missing="" package
+    for package in $ROOTFS_PACKAGES; do
+        in_rootfs "$dir" dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+            missing="$missing $package"
+    done
+    if [ -n "$missing" ]; then
+        echo "   installing$missing in $dir" >&2
+        if ! { in_rootfs "$dir" apt-get update -qq &&
+               in_rootfs "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; } >>"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            return 1
+        fi
+    fi
     if [ ! -x "$dir/usr/lib/postgresql/$major/bin/pg_config" ]; then
         local release=()
         [ "$major" = 19 ] && release=(-t experimental)

@@ -103,6 +103,7 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
     decision.rule_index = classify(rules, sieves, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
     const char* rule_name = rule != nullptr ? rule->rule_name : "";
+    decision.pooled = rule != nullptr && rule->pooler;
 
     if (exempt_session || (rule != nullptr && rule->mode == Mode::kExempt)) {
         decision.counted = false;

@@ -23,6 +23,7 @@ struct SessionSlot {
     bool counted;       // counts toward its group's cap (exempt sessions do not)
     bool exempt_login;  // superuser or exempt role at login: never refused, whatever it renames to
     bool superuser;     // the login role is a superuser (exempt while connguard.exempt_superusers is on)
+    bool pooled;        // under a pooler rule: keeps its rule and group when renamed
     std::int32_t pid;
     std::uint32_t role_id;  // the login role's OID, for "+group" rules when reclassified
     char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
@@ -66,6 +67,7 @@ struct AdmissionDecision {
     Verdict verdict = Verdict::kAdmit;
     int rule_index = kNoRule;  // kNoRule: the defaults apply
     bool counted = true;       // the new session counts toward its group
+    bool pooled = false;       // its rule is a pooler rule: renames keep it where it is
     bool capped = false;       // a cap applies to its group
     CapPer cap_per = CapPer::kRule;
     std::int32_t cap = 0;

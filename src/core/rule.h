@@ -41,6 +41,7 @@ struct RuleInput {
     std::optional<std::int64_t> max_session_age_us;
     std::optional<std::string_view> mode;
     std::optional<bool> enabled;
+    std::optional<bool> pooler;  // NULL (or a table without the column) reads as false
 };
 
 // A pattern field: absent (NULL, matches anything) or a validated glob.
@@ -72,6 +73,10 @@ struct CompiledRule {
     std::int64_t max_session_age_us = kUnset;
     Mode mode = Mode::kEnforce;
     bool enabled = true;
+    // Its sessions are a pooler's server connections (PgBouncer, pgcat, Odyssey, Pgpool): a
+    // session admitted under it keeps this rule and the group it logged in with whatever
+    // application_name the pooler sets on each hand-over; a rename is neither refused nor ended.
+    bool pooler = false;
 
     std::string_view name() const noexcept;
     // The group name of a "+group" role_name (without the '+'), empty otherwise.

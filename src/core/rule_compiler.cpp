@@ -188,6 +188,7 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
 
     if (!in.enabled) return {"enabled", "must not be NULL"};
     out->enabled = *in.enabled;
+    out->pooler = in.pooler.value_or(false);
     return {};
 }
 

@@ -147,13 +147,17 @@ void admit_or_refuse(Port* port) {
         state->slots[index].exempt_login = exempt;
         state->slots[index].superuser = superuser;
         state->slots[index].role_id = role;
+        state->slots[index].pooled = decision.pooled;
     }
     count_login_locked(state, rule_name, decision, Max(cpu_seconds() - started, 0.0));
     LWLockRelease(state->lock);
 
     free_memberships(&memberships);
     // Admitted without a name: a name set before the first query is decided as the login's.
-    if (decision.verdict != core::Verdict::kReject && application[0] == '\0' && !exempt) watch_nameless_login();
+    // Not a pooler's connection: the name its pooler sets is the next client's, not its own.
+    if (decision.verdict != core::Verdict::kReject && application[0] == '\0' && !exempt && !decision.pooled) {
+        watch_nameless_login();
+    }
     if (decision.verdict == core::Verdict::kAdmit) return;
 
     const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;

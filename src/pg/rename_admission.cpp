@@ -24,7 +24,8 @@ RenameDecision decide_rename(SharedState* state, int index, const core::SessionS
         compute_memberships(state, seen.role_id, seen.superuser, &memberships);
     }
     core::SessionSlot* shared = &state->slots[index];
-    if (shared->in_use && shared->pid == seen.pid) {
+    // A pooler's server connection keeps its rule and group: its new name is the next client's.
+    if (shared->in_use && shared->pid == seen.pid && !shared->pooled) {
         result.decided = true;
         decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
                                           shared->exempt_login, state->slots, state->slot_tags, state->slot_count,

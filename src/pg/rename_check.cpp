@@ -75,7 +75,7 @@ bool check_application_name(char** newval, void** extra, GucSource source) {
     LWLockAcquire(state->lock, LW_SHARED);
     const core::SessionSlot seen = state->slots[index];
     LWLockRelease(state->lock);
-    if (!seen.in_use || seen.pid != MyProcPid || seen.exempt_login) return true;
+    if (!seen.in_use || seen.pid != MyProcPid || seen.exempt_login || seen.pooled) return true;
     char wanted[core::kMaxNameBytes + 1];
     strlcpy(wanted, *newval, sizeof wanted);
     if (strcmp(wanted, seen.application) == 0) return true;

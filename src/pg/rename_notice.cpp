@@ -26,7 +26,7 @@ void on_application_name_assigned(const char* newval, void* extra) {
     LWLockAcquire(state->lock, LW_SHARED);
     const core::SessionSlot& own = state->slots[index];
     const bool renamed =
-        own.in_use && own.pid == MyProcPid && strncmp(own.application, newval, core::kMaxNameBytes) != 0;
+        own.in_use && own.pid == MyProcPid && !own.pooled && strncmp(own.application, newval, core::kMaxNameBytes) != 0;
     Latch* latch = state->worker_latch;
     LWLockRelease(state->lock);
     // Only the first rename since the worker's last look wakes it: a session renaming itself

@@ -16,7 +16,7 @@ namespace {
 // Bump kFormat whenever core::CompiledRule changes in any way: a file of another format or
 // rule size is not read (the rules loader replaces it within milliseconds of the start).
 constexpr std::uint32_t kMagic = 0x4C524743;  // "CGRL"
-constexpr std::uint32_t kFormat = 1;
+constexpr std::uint32_t kFormat = 2;
 
 struct Header {
     std::uint32_t magic;

@@ -35,6 +35,14 @@ struct Column {
         return std::string_view(TextDatumGetCString(*value));
     }
 
+    // A column that 1.0's table does not have yet: absent reads as NULL.
+    std::optional<bool> boolean_if_present(const char* name) const {
+        if (SPI_fnumber(desc, name) <= 0) return std::nullopt;
+        const auto value = get(name);
+        if (!value) return std::nullopt;
+        return DatumGetBool(*value);
+    }
+
     std::optional<std::int32_t> int4(const char* name) const {
         const auto value = get(name);
         if (!value) return std::nullopt;
@@ -74,6 +82,7 @@ void read_rule_row(HeapTuple tuple, TupleDesc desc, core::RuleInput* out) {
     out->mode = row.string("mode");
     const auto enabled = row.get("enabled");
     out->enabled = enabled ? std::optional<bool>(DatumGetBool(*enabled)) : std::nullopt;
+    out->pooler = row.boolean_if_present("pooler");
 }
 
 }  // namespace connguard::pg

@@ -182,6 +182,7 @@ extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
         put_limit(rule.idle_blocker_timeout_us);
         put_limit(rule.max_session_age_us);
         row.put(text_datum(core::mode_name(rule.mode)));
+        row.put(BoolGetDatum(rule.pooler));
         row.put(Int64GetDatum(static_cast<int64>(version)));
         row.put(TimestampTzGetDatum(loaded_at));
         row.add_to(rsinfo);

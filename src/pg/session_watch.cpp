@@ -110,6 +110,7 @@ void reclassify_sessions(SharedState* state) {
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             core::regroup_slot(shared, &state->slot_tags[index], seen.application, rule_name, decision.counted);
+            shared->pooled = decision.pooled;
         }
         LWLockRelease(state->lock);
     }
@@ -131,7 +132,7 @@ void watch_renamed_sessions(SharedState* state) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
         if (entry == nullptr || !is_started_client(entry->backendStatus)) continue;
         const int place = place_of(*picture, entry->backendStatus.st_procpid);
-        if (place < 0 || picture->slots[place].exempt_login) continue;
+        if (place < 0 || picture->slots[place].exempt_login || picture->slots[place].pooled) continue;
         const char* now_named = entry->backendStatus.st_appname != nullptr ? entry->backendStatus.st_appname : "";
         if (strcmp(now_named, picture->slots[place].application) == 0) continue;
         Rename& rename = renames[rename_count++];

@@ -225,9 +225,9 @@ set_rules(q{INSERT INTO connguard.rules (rule_name, application_name, max_connec
 my $worker_before = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'});
 my @crowd = map { login($node, user => 'app', database => 'postgres', application_name => 'before') } 1 .. 40;
 send_query($crowd[$_], "SET application_name = 'crowd-" . ($_ % 4) . "'") for 0 .. 39;
-my @results = map { wait_result($_) } @crowd;
-is(scalar(grep { !defined } @results), 20, '40 sessions renaming at once into 4 groups of 5: 20 renames succeed');
-is(scalar(grep { defined && /^53300: / } @results), 20, 'and 20 are refused with 53300');
+my @renamed = map { wait_result($_) } @crowd;
+is(scalar(grep { !defined } @renamed), 20, '40 sessions renaming at once into 4 groups of 5: 20 renames succeed');
+is(scalar(grep { defined && /^53300: / } @renamed), 20, 'and 20 are refused with 53300');
 is($node->safe_psql('postgres', q{SELECT string_agg(n::text, ',') FROM (SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'crowd-%' GROUP BY application_name) g}),
     '5,5,5,5', 'each group holds exactly its cap');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'before'}), '20',

@@ -401,6 +401,33 @@ TEST(Rename, IntoAGroupWithRoomIsAdmitted) {
     EXPECT_EQ(d.verdict, Verdict::kAdmit);
 }
 
+TEST(Pooler, ADecisionUnderAPoolerRuleSaysSoAndItsCapStaysExact) {
+    Server s;
+    CompiledRule pooler = make_rule("bouncer", std::nullopt, 2, "rule", "enforce", 10);
+    pooler.pooler = true;
+    s.rules = {pooler, make_rule("a", "a", 1)};
+    // The pooler logs in under the name of whichever client it serves first: the pooler
+    // rule comes first, so its sessions count under it, not under "a".
+    const AdmissionDecision first = s.login(session("a"));
+    EXPECT_TRUE(first.pooled);
+    EXPECT_EQ(first.rule_index, 0);
+    EXPECT_EQ(s.login(session("a")).verdict, Verdict::kAdmit);
+    const AdmissionDecision third = s.login(session("b"));
+    EXPECT_EQ(third.verdict, Verdict::kReject);
+    EXPECT_TRUE(third.pooled);
+    EXPECT_EQ(third.in_use, 2);
+}
+
+TEST(Pooler, OtherRulesAndTheDefaultsAreNotPooled) {
+    Server s;
+    CompiledRule pooler = make_rule("bouncer", "pgbouncer*", 5);
+    pooler.pooler = true;
+    s.rules = {pooler, make_rule("a", "a", 1)};
+    EXPECT_FALSE(s.decide(session("a")).pooled);
+    EXPECT_FALSE(s.decide(session("z")).pooled);
+    EXPECT_TRUE(s.decide(session("pgbouncer-1")).pooled);
+}
+
 TEST(AdmissionText, MessagesNameTheGroupKind) {
     const CompiledRule app = make_rule("etl-cap", std::nullopt, 10, "application");
     AdmissionDecision d;

@@ -45,6 +45,19 @@ TEST(RuleValidation, MinimalRuleTakesTheDefaults) {
     EXPECT_EQ(out.mode, Mode::kEnforce);
 }
 
+TEST(RuleValidation, PoolerIsOffUnlessSetAndNullReadsAsOff) {
+    CompiledRule out;
+    RuleInput in = minimal();
+    ASSERT_TRUE(compile_rule(in, &out).ok());  // a 1.0 table has no pooler column
+    EXPECT_FALSE(out.pooler);
+    in.pooler = true;
+    ASSERT_TRUE(compile_rule(in, &out).ok());
+    EXPECT_TRUE(out.pooler);
+    in.pooler = false;
+    ASSERT_TRUE(compile_rule(in, &out).ok());
+    EXPECT_FALSE(out.pooler);
+}
+
 TEST(RuleValidation, RuleName) {
     RuleInput in = minimal("");
     expect_refused(in, "rule_name", "must not be empty");

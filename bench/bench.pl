@@ -18,6 +18,10 @@ use ConnguardLogin;
 # without it pgbench names its sessions "pgbench", as it does outside the test framework,
 # and so they match the rule written for them below.
 delete $ENV{PGAPPNAME};
+# Rows 7a-7d hold 2,000 sessions on each of two servers from this process: more open files
+# than the default soft limit of 1024 (raised up to the hard limit, which needs no privilege).
+system('prlimit', "--pid=$$", '--nofile=' . ($ENV{BENCH_MAX_FILES} // 16000) . ':') == 0
+  or warn "prlimit failed: rows 7a-7d may run out of open files\n";
 
 my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run (rows 1 and 2: half of it counted, see both_at_once)
 my $rounds = $ENV{BENCH_ROUNDS} // 6;     # rounds: 6x this for logins, 8x for queries, 1x for PgBouncer and views
@@ -63,12 +67,21 @@ VALUES ('pgbench', 100, 'pgbench*', 1000, 'application', '10 min', '10 min');
 }
 $with->safe_psql('postgres', 'SELECT connguard.reload_rules()');
 
-# 300 other sessions present on each server.
+# 300 other sessions present on each server (2,000 in rows 7a-7d), opened 100 at a time.
 my %held;
+my $held_count = 300;
+my $held_name = sub { 'other' };
 sub hold_sessions {
     for my $side (['with', $with], ['without', $without]) {
         my ($name, $node) = @$side;
-        $held{$name} = [ map { login($node, user => 'app', database => 'postgres', application_name => 'other') } 1 .. 300 ];
+        $held{$name} = [];
+        for (my $i = 0; $i < $held_count; $i += 100) {
+            my @started = map { start_login($node, user => 'app', database => 'postgres', application_name => $held_name->($_)) }
+              $i .. ($i + 99 < $held_count ? $i + 99 : $held_count - 1);
+            push @{ $held{$name} }, map { finish_login($_) } @started;
+        }
+        my $refused = grep { !$_->{admitted} } @{ $held{$name} };
+        die "$name: $refused of $held_count held sessions refused" if $refused;
     }
 }
 hold_sessions();
@@ -284,6 +297,7 @@ swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first clust
 }
 
 # --- 3. Enforcement precision: lateness past a 1 s idle limit, 50 staggered sessions.
+my $lateness;  # also for row 7d
 {
     # Rows 1 and 2 restart both clusters between blocks and row 2 ends with PgBouncer: wait
     # for the machine to go quiet again, as after each restart (see settle).
@@ -294,7 +308,7 @@ swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first clust
     # 50 sessions each run SELECT pg_sleep(i * 20 ms), all sent at once, so they go idle
     # 20 ms apart; one event loop then timestamps each ReadyForQuery (went idle) and each
     # FATAL (ended) as it arrives.
-    my $lateness = sub {
+    $lateness = sub {
         my ($node, $setup) = @_;
         my @sessions = map { login($node, user => 'app', database => 'postgres', application_name => 'warmup') } 1 .. 50;
         die 'refused' if grep { !$_->{admitted} } @sessions;
@@ -408,6 +422,95 @@ swap_library() if ($blocks - 1) % 2;  # back: the rows below use the first clust
     push @rows, ['6. view cost: SELECT * FROM connguard.pool_stats vs GROUP BY over pg_stat_activity, 500 sessions (queries/s)',
         sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $a / $b), '>= 1.0 (no slower)', $a / $b >= 1.0, '',
         "pgbench -n -T $seconds -c 1 -f <query file>"];
+}
+
+# --- 7. Thousands of sessions: both servers at max_connections = 5000 with 2,000 idle
+# sessions held on each, each session under its own application of one of the 99 svc rules
+# (a cap of 50 per application, a 10-minute idle limit), so every login of rows 7a and 7d
+# is tried against 99 rules and counted among 2,000 places.
+{
+    my $many = $ENV{BENCH_MANY_SESSIONS} // 2000;
+    close $_->{socket} for map { @$_ } values %held;
+    %held = ();
+    $_->adjust_conf('postgresql.conf', 'max_connections', '5000') for $with, $without;
+    $held_count = $many;
+    $held_name = sub { 'svc-' . (1 + $_[0] % 99) . "-idle-$_[0]" };
+    # Two blocks, the library on each cluster in turn (swap_library restarts both and holds
+    # the sessions again).
+    my (@blocks, $many_checks, $many_check_seconds);
+    for my $block (1, 2) {
+        swap_library();
+        $with->safe_psql('postgres', 'SELECT connguard.reset_stats()');
+        push @blocks, side_by_side($rounds, @login_args);
+        my ($n, $us) = split /\|/, $with->safe_psql('postgres', 'SELECT login_checks, login_check_avg_us FROM connguard.server_status');
+        $many_checks += $n;
+        $many_check_seconds += $n * $us / 1e6;
+    }
+    my $r = summarize(@blocks);
+    my $present = $with->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'});
+    push @rows, ["7a. login cost with $many idle sessions present, max_connections = 5000: pgbench -C -S TPS",
+        sprintf('%.0f', $r->{a}), sprintf('%.0f', $r->{b}), sprintf('%.3f', $r->{ratio}), '>= 0.98', $r->{ratio} >= 0.98,
+        sprintf('the hook itself: %.1f µs of CPU per login (login_check_avg_us over %d logins); ', 1e6 * $many_check_seconds / $many_checks, $many_checks)
+        . "$present client sessions on the server with the library while measured; " . spread($r, 'login'),
+        at_once_command(@login_args)];
+
+    # 7b. The views against the query a DBA would write over pg_stat_activity, one client.
+    my $dir = $with->basedir;
+    my $activity = "FROM pg_stat_activity WHERE backend_type = 'client backend'";
+    my %queries = (
+        pool_stats => 'SELECT * FROM connguard.pool_stats;',
+        pool_stats_ref => "SELECT datname, usename, application_name, count(*), count(*) FILTER (WHERE state = 'active'), "
+            . "count(*) FILTER (WHERE state = 'idle'), count(*) FILTER (WHERE state = 'idle in transaction'), "
+            . "count(*) FILTER (WHERE wait_event_type = 'Lock'), max(now() - state_change) FILTER (WHERE state = 'idle'), "
+            . "now() - min(xact_start) $activity GROUP BY 1, 2, 3;",
+        sessions => 'SELECT * FROM connguard.sessions;',
+        sessions_ref => "SELECT pid, datname, usename, application_name, client_addr, backend_start, state, state_change, "
+            . "now() - state_change, xact_start, wait_event_type = 'Lock' $activity;",
+    );
+    for my $name (keys %queries) {
+        PostgreSQL::Test::Utils::append_to_file("$dir/many_$name.sql", "$queries{$name}\n");
+    }
+    for my $view ('pool_stats', 'sessions') {
+        my (@a, @b);
+        for (1 .. $rounds) {
+            push @a, pgbench_tps($with->host, $with->port, $seconds, '-c', '1', '-f', "$dir/many_$view.sql");
+            push @b, pgbench_tps($with->host, $with->port, $seconds, '-c', '1', '-f', "$dir/many_${view}_ref.sql");
+        }
+        my ($a, $b) = (median(@a), median(@b));
+        push @rows, ["7b. view cost, $many sessions: SELECT * FROM connguard.$view vs the "
+            . ($view eq 'pool_stats' ? 'GROUP BY' : 'matching SELECT') . ' over pg_stat_activity (queries/s)',
+            sprintf('%.0f', $a), sprintf('%.0f', $b), sprintf('%.3f', $a / $b), '>= 1.0 (no slower)', $a / $b >= 1.0,
+            "median of $rounds runs each, taken in turn", "pgbench -n -T $seconds -c 1 -f <query file>"];
+    }
+
+    # 7c. The worker with the 2,000 sessions under 10-minute limits.
+    settle();
+    my $worker = $with->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_connguard worker'});
+    my $on_cpu_ns = sub { my ($ns) = split ' ', slurp_file("/proc/$worker/schedstat"); return $ns; };
+    my $window = $ENV{BENCH_WORKER_SECONDS} // 60;
+    my $before = $on_cpu_ns->();
+    sleep($window);
+    my $pct = 100 * ($on_cpu_ns->() - $before) / 1e9 / $window;
+    my $limited = $with->safe_psql('postgres', q{SELECT count(*) FROM connguard.sessions WHERE limit_value = '10 min'});
+    push @rows, ["7c. worker CPU, $window s, $limited sessions under 10-minute limits (% of one core)",
+        sprintf('%.3f%%', $pct), '', '', '<= 0.1%', $pct <= 0.1, 'includes its history sample every 10 s',
+        '/proc/<worker pid>/schedstat: time on a CPU'];
+
+    # 7d. Enforcement lateness at a 1 s limit with the 2,000 sessions present.
+    $with->safe_psql('postgres', q{
+        INSERT INTO connguard.rules (rule_name, priority, application_name, idle_timeout) VALUES ('precise', 1, 'late', '1 s');
+        SELECT connguard.reload_rules();});
+    my @server;
+    for (1 .. 4) {
+        my $log_offset = -s $with->logfile;
+        $lateness->($with, "SET application_name = 'late'");
+        push @server, map { ($_ - 1.0) * 1000 }
+          (substr(slurp_file($with->logfile), $log_offset) =~ /pg_connguard: ending session \d+ \(idle\): idle for ([0-9.]+) s/g);
+    }
+    push @rows, ["7d. enforcement precision with $many sessions present: ms past a 1 s idle limit, 4 x 50 staggered sessions (p50 / p99 / max)",
+        sprintf('server: %.1f / %.1f / %.1f', pct(50, @server), pct(99, @server), pct(100, @server)), '', '',
+        'p99 <= 20 ms (server)', @server == 200 && pct(99, @server) <= 20,
+        sprintf('%d of 200 ended by pg_connguard', scalar @server), 'as row 3, the worker\'s own "idle for" of each ending'];
 }
 
 close $_->{socket} for map { @$_ } values %held;

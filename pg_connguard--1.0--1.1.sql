@@ -94,3 +94,21 @@ REVOKE ALL ON FUNCTION connguard._active_rules() FROM PUBLIC;
 REVOKE ALL ON connguard.active_rules FROM PUBLIC;
 GRANT SELECT ON connguard.active_rules TO pg_monitor;
 GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
+
+-- connguard.capacity: what the caps in force let be held at once, against the usable slots.
+-- One row per rule in force and one, '(default)', for the sessions matching none; capped rows
+-- first, largest first, with the running total; `exhausting` marks the largest rows that
+-- together can hold every usable slot when the caps are overcommitted. health() says so too.
+CREATE FUNCTION connguard._capacity(
+    OUT rule_name text, OUT mode text, OUT cap_per text, OUT cap integer, OUT scopes_seen integer,
+    OUT can_hold bigint, OUT running_total bigint, OUT exhausting boolean, OUT usable_slots integer,
+    OUT reserve bigint, OUT overcommitted boolean)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_capacity' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.capacity AS SELECT * FROM connguard._capacity();
+COMMENT ON VIEW connguard.capacity IS
+    'Every cap that can be held at once (a cap per scope times the scopes seen) against the usable slots';
+REVOKE ALL ON FUNCTION connguard._capacity() FROM PUBLIC;
+REVOKE ALL ON connguard.capacity FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._capacity() TO pg_monitor;
+GRANT SELECT ON connguard.capacity TO pg_monitor;

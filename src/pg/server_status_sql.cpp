@@ -1,5 +1,6 @@
 // connguard.server_status and connguard.health(): the server as a whole.
 #include "core/pool_health.h"
+#include "pg/capacity_sql.h"
 #include "pg/client_sessions.h"
 #include "pg/cpp_boundary.h"
 #include "pg/settings.h"
@@ -85,13 +86,21 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     PG_RETURN_DATUM(row.as_datum());
 }
 
-// (status, utilization_pct, message): cheap enough for a load balancer's health check.
+// (status, utilization_pct, message): cheap enough for a load balancer's health check. The
+// message also says when the caps in force overcommit the usable slots (the status is the
+// utilization's alone: a load balancer acts on it).
 extern "C" Datum connguard_health(PG_FUNCTION_ARGS) {
-    require_shared_state();
+    SharedState* state = require_shared_state();
     ResultRow row(composite_result(fcinfo));
     const Utilization u = utilization_now();
-    char message[128] = "";
-    cpp_call([&] { copy_text(core::health_message(u.counts.total, u.usable, u.pct), message, sizeof message); });
+    char finding[384] = "";
+    capacity_finding_now(state, finding, sizeof finding);
+    char message[512] = "";
+    cpp_call([&] {
+        std::string text = core::health_message(u.counts.total, u.usable, u.pct);
+        if (finding[0] != '\0') text += std::string("; ") + finding;
+        copy_text(text, message, sizeof message);
+    });
     row.put(text_datum(core::health_name(u.health)));
     row.put(Float8GetDatum(u.pct));
     row.put(text_datum(message));

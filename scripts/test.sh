@@ -8,8 +8,9 @@
 #   4. (not 18-assert) its Debian package, built, lintian-checked and installed into a clean
 #      Debian file system with only the server (scripts/packages.sh, scripts/package_check.sh);
 # and, once: the libFuzzer targets of fuzz/ (scripts/fuzz.sh, $FUZZ_SECONDS each, default 15),
-# the PGXN archive (make dist), pg_upgrade 18 -> 19 with rules (when 18 and 19 ran), and the
-# real clients and their pools against PostgreSQL 15 (test/clients/run.sh, when 15 ran).
+# the PGXN archive (make dist), the alerting rules (promtool test rules), pg_upgrade 18 -> 19
+# with rules (when 18 and 19 ran), and the real clients and their pools against PostgreSQL 15
+# (test/clients/run.sh, when 15 ran).
 # Ends with one table: target, exact server version, build warnings, the counts of each layer.
 #
 #   ./scripts/test.sh                   every target: 15 17 18 19 18-assert, and the fuzzers
@@ -211,6 +212,14 @@ if archive=$(make -s -C "$root" dist PG_CONFIG=/usr/lib/postgresql/15/bin/pg_con
 else
     failed=$((failed + 1))
 fi
+echo "== alerts: promtool check rules and test rules (monitoring/alerts.yaml)"
+alerts_result=FAIL
+if (cd "$root/monitoring" && promtool check rules alerts.yaml && promtool test rules alerts_test.yaml) 2>&1 | tee "$logs/alerts.log"; then
+    alerts_result=PASS
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 for current in "${targets[@]}"; do
     rm -f "$logs/$current.result"
     echo "== target $current"
@@ -270,6 +279,7 @@ done
 echo "fuzzers: ${fuzz_result#fuzz: }"
 echo "pg_upgrade 18 -> 19: $upgrade_result"
 echo "PGXN META.json and archive: $pgxn_result"
+echo "alerts (promtool test rules): $alerts_result"
 echo "real clients: $clients_result"
 # The closing count: each major's target, the fuzzers, PGXN, pg_upgrade and the clients when they ran.
 echo "targets: $passed passed, $failed failed"

@@ -92,6 +92,11 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
     w.sample("connguard_rules_loaded", s.rules_loaded);
     w.family("connguard_rule_set_version", "gauge", "Version of the rule set in force (grows with each load).");
     w.sample("connguard_rule_set_version", static_cast<double>(s.rule_set_version));
+    w.family("connguard_capacity_capped_sessions", "gauge",
+             "Sessions the caps in force can hold at once (connguard.capacity), against connguard_usable_slots.");
+    w.sample("connguard_capacity_capped_sessions", static_cast<double>(s.capped_sessions));
+    w.family("connguard_capacity_overcommitted", "gauge", "1 when the caps together can hold more than the usable slots.");
+    w.sample("connguard_capacity_overcommitted", s.caps_overcommitted ? 1 : 0);
     w.family("connguard_events_dropped_total", "counter", "Events overwritten in the event ring.");
     w.sample("connguard_events_dropped_total", static_cast<double>(s.events_dropped));
 

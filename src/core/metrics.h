@@ -26,6 +26,8 @@ struct ServerMetrics {
     std::uint64_t rule_set_version;
     std::uint64_t events_dropped;
     bool dry_run;
+    std::int64_t capped_sessions;  // connguard.capacity: every cap that can be held at once
+    bool caps_overcommitted;       // capped_sessions > usable_slots
 };
 
 struct RuleMetrics {

@@ -90,6 +90,13 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         server.events_dropped = static_cast<std::uint64_t>(row.integer("events_dropped"));
         server.dry_run = row.boolean("dry_run");
     }
+    run("SELECT coalesce(max(running_total), 0) AS capped_sessions, coalesce(bool_or(overcommitted), false) AS overcommitted "
+        "FROM connguard.capacity");
+    {
+        const SpiRow row{SPI_tuptable->vals[0], SPI_tuptable->tupdesc, caller};
+        server.capped_sessions = row.integer("capped_sessions");
+        server.caps_overcommitted = row.boolean("overcommitted");
+    }
     run("SELECT * FROM connguard.rule_stats");
     rule_count = SPI_processed;
     rules = static_cast<core::RuleMetrics*>(MemoryContextAllocZero(caller, sizeof(core::RuleMetrics) * Max(rule_count, 1)));

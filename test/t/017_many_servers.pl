@@ -120,6 +120,10 @@ is(promql_until($query, 'rule_name=svc=1'), 'rule_name=svc=1', "Prometheus: $que
 $query = 'count(connguard_server_worker_up == 1)';
 is(promql_until($query, '=2'), '=2', "Prometheus: $query: the worker runs on both nodes");
 
+# Node a: svc's cap of 3 for each of the two applications seen there; node b: one.
+$query = 'sum by (node) (connguard_capacity_capped_sessions)';
+is(promql_until($query, "node=a=6\nnode=b=3"), "node=a=6\nnode=b=3", "Prometheus: $query: what each node's caps can hold");
+
 $query = 'sum(connguard_pool_total{usename="app"})';
 is(promql_until($query, '=6'), '=6', "Prometheus: $query: the role's six sessions on the two servers together");
 

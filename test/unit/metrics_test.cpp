@@ -45,6 +45,16 @@ TEST(Metrics, ServerFigures) {
     EXPECT_NE(text.find("connguard_health_status{status=\"warning\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_health_status{status=\"ok\"} 0\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_rule_set_version 7\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_capacity_overcommitted 0\n"), std::string::npos);
+}
+
+TEST(Metrics, CapacityFigures) {
+    ServerMetrics s = server();
+    s.capped_sessions = 210;
+    s.caps_overcommitted = true;
+    const std::string text = render_metrics(s, nullptr, 0, nullptr, 0);
+    EXPECT_NE(text.find("connguard_capacity_capped_sessions 210\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_capacity_overcommitted 1\n"), std::string::npos);
 }
 
 TEST(Metrics, RulesWithOddNames) {

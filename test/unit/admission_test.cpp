@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/admission.h"
-#include "core/rule_compiler.h"
+#include "rule_fixtures.h"
 
 using namespace connguard::core;
 
@@ -15,19 +15,14 @@ namespace {
 CompiledRule make_rule(const char* name, std::optional<std::string_view> application, std::optional<int> cap,
                        const char* cap_per = "rule", const char* mode = "enforce", int priority = 100,
                        std::optional<std::string_view> client_addr = std::nullopt) {
-    RuleInput in;
-    in.rule_name = name;
+    RuleInput in = rule_input(name);
     in.priority = priority;
     in.application_name = application;
     in.max_connections = cap;
     in.cap_per = cap_per;
     in.mode = mode;
-    in.enabled = true;
     in.client_addr = client_addr;
-    CompiledRule rule;
-    const RuleError e = compile_rule(in, &rule);
-    EXPECT_TRUE(e.ok()) << e.message;
-    return rule;
+    return compiled(in);
 }
 
 SessionKey session(const char* app, const char* role = "app", const char* db = "db",

@@ -6,23 +6,18 @@
 #include <vector>
 
 #include "core/capacity.h"
-#include "core/rule_compiler.h"
+#include "rule_fixtures.h"
 
 using namespace connguard::core;
 
 namespace {
 
 CompiledRule rule(const char* name, std::optional<int> cap, const char* cap_per = "rule", const char* mode = "enforce") {
-    RuleInput in;
-    in.rule_name = name;
-    in.priority = 100;
+    RuleInput in = rule_input(name);
     in.max_connections = cap;
     in.cap_per = cap_per;
     in.mode = mode;
-    in.enabled = true;
-    CompiledRule out;
-    EXPECT_TRUE(compile_rule(in, &out).ok());
-    return out;
+    return compiled(in);
 }
 
 struct Sessions {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/deadline.h"
-#include "core/rule_compiler.h"
+#include "rule_fixtures.h"
 
 using namespace connguard::core;
 
@@ -24,19 +24,13 @@ SessionSnapshot snapshot(SessionState state, std::int64_t since, std::int64_t st
 CompiledRule rule_with(std::optional<std::int64_t> idle, std::optional<std::int64_t> iit,
                        std::optional<std::int64_t> blocker = std::nullopt,
                        std::optional<std::int64_t> age = std::nullopt, const char* mode = "enforce") {
-    RuleInput in;
-    in.rule_name = "r";
-    in.priority = 1;
-    in.cap_per = "rule";
+    RuleInput in = rule_input();
     in.mode = mode;
-    in.enabled = true;
     in.idle_timeout_us = idle;
     in.idle_in_transaction_timeout_us = iit;
     in.idle_blocker_timeout_us = blocker;
     in.max_session_age_us = age;
-    CompiledRule r;
-    EXPECT_TRUE(compile_rule(in, &r).ok());
-    return r;
+    return compiled(in);
 }
 
 }  // namespace

@@ -5,21 +5,13 @@
 #include <string>
 #include <vector>
 
-#include "core/rule_compiler.h"
+#include "rule_fixtures.h"
 
 using namespace connguard::core;
 
 namespace {
 
-RuleInput minimal(std::string_view name = "r") {
-    RuleInput in;
-    in.rule_name = name;
-    in.priority = 100;
-    in.cap_per = "rule";
-    in.mode = "enforce";
-    in.enabled = true;
-    return in;
-}
+RuleInput minimal(std::string_view name = "r") { return rule_input(name); }
 
 RuleError compile(const RuleInput& in) {
     CompiledRule out;

@@ -2,7 +2,7 @@
 // as the worker, connguard.sessions and close_sessions() all read it.
 #include <gtest/gtest.h>
 
-#include "core/rule_compiler.h"
+#include "rule_fixtures.h"
 #include "core/session_policy.h"
 
 using namespace connguard::core;
@@ -13,17 +13,11 @@ constexpr std::int64_t kSecond = 1000000;
 
 CompiledRule rule(const char* name, const char* mode, std::optional<std::int64_t> idle,
                   std::optional<std::int32_t> cap = std::nullopt) {
-    RuleInput in;
-    in.rule_name = name;
-    in.priority = 1;
-    in.cap_per = "rule";
+    RuleInput in = rule_input(name);
     in.mode = mode;
-    in.enabled = true;
     in.idle_timeout_us = idle;
     in.max_connections = cap;
-    CompiledRule r;
-    EXPECT_TRUE(compile_rule(in, &r).ok());
-    return r;
+    return compiled(in);
 }
 
 struct Fixture {

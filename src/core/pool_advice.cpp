@@ -1,0 +1,102 @@
+#include "pool_advice.h"
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+
+namespace connguard::core {
+namespace {
+
+std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
+
+std::string format(const char* pattern, ...) {
+    char buffer[320];
+    va_list args;
+    va_start(args, pattern);
+    std::vsnprintf(buffer, sizeof buffer, pattern, args);
+    va_end(args);
+    return buffer;
+}
+
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string pct_words(double pct) { return format("%.0f %%", pct); }
+
+std::uint64_t leaks(const std::uint64_t* ended) {
+    return ended[static_cast<int>(EventReason::kIdleInTransaction)] + ended[static_cast<int>(EventReason::kIdleBlocker)];
+}
+
+}  // namespace
+
+std::string duration_words(std::int64_t us) {
+    const double s = static_cast<double>(us) / 1e6;
+    if (us < 1000) return format("%lld µs", static_cast<long long>(us));
+    if (s < 1) return format("%.0f ms", s * 1000);
+    if (s < 60) return format(s < 10 ? "%.1f s" : "%.0f s", s);
+    if (s < 3600) return format("%.0f min", s / 60);
+    return format(s < 36000 ? "%.1f h" : "%.0f h", s / 3600);
+}
+
+Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t) {
+    Advice advice;
+    if (g.samples > 0) {
+        const double wanted = std::ceil(static_cast<double>(g.peak_active) * (100.0 + t.headroom_pct) / 100.0);
+        advice.recommended_cap = std::max(1, static_cast<std::int32_t>(wanted));
+    }
+    const std::string window = "in the last " + duration_words(std::max<std::int64_t>(g.covered_us, 1000000));
+
+    if (g.lifetimes > 0 && g.logins_per_minute >= t.churn_logins_per_minute &&
+        g.median_lifetime_us <= t.churn_lifetime_us) {
+        advice.findings.push_back(
+            {"not pooling", format("%.0f logins/min over the last hour, median session %s or less: a pool (or Django "
+                                   "CONN_MAX_AGE) would save a backend start per login",
+                                   g.logins_per_minute, duration_words(g.median_lifetime_us).c_str())});
+    }
+
+    const std::uint64_t ended_leaks = leaks(g.ended);
+    const std::uint64_t would_leaks = leaks(g.would_end);
+    if (ended_leaks + would_leaks >= static_cast<std::uint64_t>(std::max(t.leak_endings, 1))) {
+        std::string words;
+        if (ended_leaks > 0) {
+            words = plural(ended_leaks, "session", "sessions") + " ended idle in transaction";
+        }
+        if (would_leaks > 0) {
+            if (!words.empty()) words += " and ";
+            words += plural(would_leaks, "session", "sessions") + " would have been (monitor mode or dry run)";
+        }
+        words += " " + window + ", the longest after " + duration_words(g.longest_leak_us) +
+                 ": a code path leaves transactions open (a missing commit, rollback or close)";
+        advice.findings.push_back({"leak suspected", words});
+    }
+
+    if (advice.recommended_cap > 0 && g.peak_sessions >= t.min_sessions &&
+        g.peak_sessions >= static_cast<std::int64_t>(t.oversized_factor) * advice.recommended_cap) {
+        advice.findings.push_back(
+            {"oversized pool", format("%d sessions held, at most %d active %s (95th percentile %d): a pool of %d "
+                                      "would do",
+                                      g.peak_sessions, g.peak_active, window.c_str(), g.p95_active,
+                                      advice.recommended_cap)});
+    }
+
+    const std::uint64_t refusals = g.refused + g.would_refuse;
+    if (refusals >= static_cast<std::uint64_t>(std::max(t.starved_refusals, 1))) {
+        std::string words = plural(g.refused, "login or rename", "logins or renames") + " refused";
+        if (g.would_refuse > 0) words += format(" (%llu more would have been)", static_cast<unsigned long long>(g.would_refuse));
+        words += " " + window;
+        if (g.at_cap_pct >= 0) words += ", the cap" + (cap >= 0 ? format(" (%d)", cap) : std::string()) +
+                                        " full for " + pct_words(g.at_cap_pct) + " of the samples";
+        words += ": the application wants more sessions than its cap allows";
+        advice.findings.push_back({"starved", words});
+    }
+
+    if (g.idle_pct >= t.idle_majority_pct && g.peak_sessions >= t.min_sessions) {
+        advice.findings.push_back(
+            {"idle majority", format("on average %s of its sessions idle %s (peak %d sessions, %d active)",
+                                     pct_words(g.idle_pct).c_str(), window.c_str(), g.peak_sessions, g.peak_active)});
+    }
+    return advice;
+}
+
+}  // namespace connguard::core

@@ -1,0 +1,131 @@
+#include "core/pool_advice.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+using namespace connguard::core;
+
+namespace {
+
+const Finding* finding(const Advice& advice, const char* name) {
+    auto it = std::find_if(advice.findings.begin(), advice.findings.end(),
+                           [&](const Finding& f) { return f.name == name; });
+    return it == advice.findings.end() ? nullptr : &*it;
+}
+
+// A quiet, well-sized group: 4 sessions, 3 of them active at the peak.
+GroupSummary quiet() {
+    GroupSummary s;
+    s.covered_us = 24LL * 3600 * 1000000;
+    s.samples = 8640;
+    s.peak_sessions = 4;
+    s.peak_active = 3;
+    s.p95_active = 2;
+    s.idle_pct = 30;
+    s.at_cap_pct = 0;
+    s.logins_per_minute = 0.1;
+    s.lifetimes = 10;
+    s.median_lifetime_us = 3600LL * 1000000;
+    return s;
+}
+
+}  // namespace
+
+TEST(PoolAdvice, AWellSizedGroupHasNoFinding) {
+    const Advice advice = advise(quiet(), 10, AdviceThresholds{});
+    EXPECT_EQ(advice.recommended_cap, 4);  // ceil(3 x 1.25)
+    EXPECT_TRUE(advice.findings.empty());
+}
+
+TEST(PoolAdvice, NothingSampledGivesNoCap) {
+    EXPECT_EQ(advise(GroupSummary{}, -1, AdviceThresholds{}).recommended_cap, -1);
+}
+
+TEST(PoolAdvice, ChurnWithShortSessionsIsNotPooling) {
+    GroupSummary s = quiet();
+    s.logins_per_minute = 240;
+    s.median_lifetime_us = 90510;
+    const Advice advice = advise(s, -1, AdviceThresholds{});
+    const Finding* f = finding(advice, "not pooling");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("240 logins/min"), std::string::npos) << f->evidence;
+    EXPECT_NE(f->evidence.find("91 ms"), std::string::npos) << f->evidence;
+    s.median_lifetime_us = 5LL * 1000000;  // many logins, but sessions that last: a busy pool refilling
+    EXPECT_EQ(finding(advise(s, -1, AdviceThresholds{}), "not pooling"), nullptr);
+}
+
+TEST(PoolAdvice, SessionsEndedIdleInTransactionSuggestALeak) {
+    GroupSummary s = quiet();
+    s.ended[static_cast<int>(EventReason::kIdleInTransaction)] = 7;
+    s.longest_leak_us = 31LL * 60 * 1000000;
+    const Advice advice = advise(s, -1, AdviceThresholds{});
+    const Finding* f = finding(advice, "leak suspected");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("7 sessions ended idle in transaction in the last 24 h, the longest after 31 min"),
+              std::string::npos)
+        << f->evidence;
+    AdviceThresholds strict;
+    strict.leak_endings = 8;
+    EXPECT_EQ(finding(advise(s, -1, strict), "leak suspected"), nullptr);
+}
+
+TEST(PoolAdvice, WouldEndingsCountInMonitorMode) {
+    GroupSummary s = quiet();
+    s.would_end[static_cast<int>(EventReason::kIdleBlocker)] = 2;
+    const Advice advice = advise(s, -1, AdviceThresholds{});
+    const Finding* f = finding(advice, "leak suspected");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("2 sessions would have been"), std::string::npos) << f->evidence;
+}
+
+TEST(PoolAdvice, ManySessionsFewActiveIsAnOversizedPool) {
+    GroupSummary s = quiet();
+    s.peak_sessions = 20;
+    s.peak_active = 2;
+    s.idle_pct = 90;
+    const Advice advice = advise(s, 25, AdviceThresholds{});
+    EXPECT_EQ(advice.recommended_cap, 3);
+    const Finding* f = finding(advice, "oversized pool");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("20 sessions held, at most 2 active"), std::string::npos) << f->evidence;
+    EXPECT_NE(finding(advice, "idle majority"), nullptr);
+    s.peak_sessions = 4;  // under min_sessions: too small to matter
+    s.peak_active = 1;
+    EXPECT_EQ(finding(advise(s, 25, AdviceThresholds{}), "oversized pool"), nullptr);
+    EXPECT_EQ(finding(advise(s, 25, AdviceThresholds{}), "idle majority"), nullptr);
+}
+
+TEST(PoolAdvice, RefusalsMeanStarved) {
+    GroupSummary s = quiet();
+    s.peak_sessions = 5;
+    s.peak_active = 5;
+    s.refused = 31;
+    s.at_cap_pct = 12;
+    const Advice advice = advise(s, 5, AdviceThresholds{});
+    EXPECT_EQ(advice.recommended_cap, 7);  // above the cap: it wants more
+    const Finding* f = finding(advice, "starved");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("31 logins or renames refused"), std::string::npos) << f->evidence;
+    EXPECT_NE(f->evidence.find("the cap (5) full for 12 % of the samples"), std::string::npos) << f->evidence;
+    s.refused = 0;
+    EXPECT_EQ(finding(advise(s, 5, AdviceThresholds{}), "starved"), nullptr);
+}
+
+TEST(PoolAdvice, IdleMajorityFollowsItsThreshold) {
+    GroupSummary s = quiet();
+    s.peak_sessions = 10;
+    s.peak_active = 6;
+    s.idle_pct = 60;
+    EXPECT_NE(finding(advise(s, -1, AdviceThresholds{}), "idle majority"), nullptr);
+    AdviceThresholds lenient;
+    lenient.idle_majority_pct = 70;
+    EXPECT_EQ(finding(advise(s, -1, lenient), "idle majority"), nullptr);
+}
+
+TEST(PoolAdvice, DurationWords) {
+    EXPECT_EQ(duration_words(80000), "80 ms");
+    EXPECT_EQ(duration_words(2500000), "2.5 s");
+    EXPECT_EQ(duration_words(31LL * 60 * 1000000), "31 min");
+    EXPECT_EQ(duration_words(24LL * 3600 * 1000000), "24 h");
+}

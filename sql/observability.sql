@@ -5,7 +5,8 @@
 SELECT table_name, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) AS columns
 FROM information_schema.columns
 WHERE table_schema = 'connguard' AND table_name IN
-      ('sessions', 'pool_stats', 'rule_stats', 'server_status', 'events', 'history', 'active_rules', 'capacity')
+      ('sessions', 'pool_stats', 'rule_stats', 'server_status', 'events', 'history', 'active_rules', 'capacity',
+       'pool_advice')
 GROUP BY table_name ORDER BY table_name;
 
 SELECT pg_catalog.pg_get_function_result('connguard.health()'::regprocedure) AS health,
@@ -32,6 +33,7 @@ SET ROLE connguard_nobody;
 SELECT count(*) FROM connguard.sessions;
 SELECT count(*) FROM connguard.pool_stats;
 SELECT count(*) FROM connguard.capacity;
+SELECT count(*) FROM connguard.pool_advice;
 SELECT * FROM connguard.health();
 SELECT connguard.metrics();
 SELECT connguard.reset_stats();
@@ -44,6 +46,7 @@ SELECT count(*) = 1 AS status FROM connguard.server_status;
 SELECT count(*) >= 0 AS events FROM connguard.events;
 SELECT count(*) >= 0 AS history FROM connguard.history;
 SELECT count(*) >= 1 AS capacity FROM connguard.capacity;
+SELECT count(*) >= 0 AS pool_advice FROM connguard.pool_advice;
 SELECT status IS NOT NULL AS health FROM connguard.health();
 SELECT length(connguard.metrics()) > 0 AS metrics;
 SELECT connguard.reset_stats();

@@ -84,20 +84,26 @@ bool same_group_name(const GroupName& a, const GroupName& b) noexcept {
 GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now) noexcept {
     if (table.capacity == 0) return nullptr;
     const std::uint32_t tag = group_tag(name);
-    std::size_t free_place = table.capacity;
-    std::size_t oldest = 0;
+    const std::size_t none = table.capacity;
+    std::size_t free_place = none;
+    std::size_t oldest_quiet = none;  // seen least recently among the groups without a session now
+    std::size_t oldest = none;
     for (std::size_t i = 0; i < table.capacity; ++i) {
         GroupFigures& group = table.groups[i];
         if (!group.in_use) {
-            if (free_place == table.capacity) free_place = i;
+            if (free_place == none) free_place = i;
             continue;
         }
         if (table.tags[i] == tag && same_group_name(group.name, name)) return &group;
-        if (group.last_seen < table.groups[oldest].last_seen || !table.groups[oldest].in_use) oldest = i;
+        if (oldest == none || group.last_seen < table.groups[oldest].last_seen) oldest = i;
+        if (group.sessions_now == 0 &&
+            (oldest_quiet == none || group.last_seen < table.groups[oldest_quiet].last_seen)) {
+            oldest_quiet = i;
+        }
     }
     std::size_t place = free_place;
-    if (place == table.capacity) {
-        place = oldest;
+    if (place == none) {
+        place = oldest_quiet != none ? oldest_quiet : oldest;
         ++*table.evicted;
     }
     GroupFigures& group = table.groups[place];

@@ -96,8 +96,9 @@ struct GroupTable {
     std::uint64_t* evicted;
 };
 
-// The figures of `name`, added if missing (the group seen least recently gives its place
-// when the table is full). nullptr only for a table of capacity 0.
+// The figures of `name`, added if missing. When the table is full, the group seen least
+// recently among those without a session now gives its place (among all groups when every
+// one has sessions). nullptr only for a table of capacity 0.
 GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now) noexcept;
 
 // Forgets every group (connguard.reset_stats); the eviction count restarts from 0.

@@ -65,7 +65,8 @@ std::string escape_label_value(std::string_view value) {
 }
 
 std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std::size_t rule_count,
-                           const PoolMetrics* pools, std::size_t pool_count) {
+                           const PoolMetrics* pools, std::size_t pool_count, const AdviceFindingMetrics* findings,
+                           std::size_t finding_count) {
     Writer w;
     w.family("connguard_max_connections", "gauge", "The server's max_connections.");
     w.sample("connguard_max_connections", s.max_connections);
@@ -99,6 +100,14 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
     w.sample("connguard_capacity_overcommitted", s.caps_overcommitted ? 1 : 0);
     w.family("connguard_events_dropped_total", "counter", "Events overwritten in the event ring.");
     w.sample("connguard_events_dropped_total", static_cast<double>(s.events_dropped));
+    w.family("connguard_pool_advice_groups", "gauge", "Application groups whose figures connguard.pool_advice keeps.");
+    w.sample("connguard_pool_advice_groups", s.advice_groups);
+    w.family("connguard_pool_advice_groups_evicted_total", "counter",
+             "Application groups whose figures gave their place to a new group (connguard.pool_advice_groups is full).");
+    w.sample("connguard_pool_advice_groups_evicted_total", static_cast<double>(s.advice_groups_evicted));
+    w.family("connguard_pool_advice_news_lost_total", "counter",
+             "Logins, logouts, refusals or endings the worker read too late to count in pool_advice.");
+    w.sample("connguard_pool_advice_news_lost_total", static_cast<double>(s.advice_news_lost));
 
     w.family("connguard_rule_sessions", "gauge", "Client sessions counted under each rule now.");
     for (std::size_t i = 0; i < rule_count; ++i) w.sample("connguard_rule_sessions", rules[i].sessions, {{"rule", rules[i].rule_name}});
@@ -152,6 +161,27 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         const PoolMetrics& p = pools[i];
         w.sample("connguard_pool_waiting_on_lock", p.waiting_on_lock,
                  {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}});
+    }
+    w.family("connguard_pool_advice_finding", "gauge",
+             "1 for each finding of connguard.pool_advice (not pooling, leak suspected, oversized pool, starved, idle "
+             "majority) per database, role and application.");
+    for (std::size_t i = 0; i < finding_count; ++i) {
+        const AdviceFindingMetrics& f = findings[i];
+        w.sample("connguard_pool_advice_finding", 1,
+                 {{"datname", f.datname}, {"usename", f.usename}, {"application_name", f.application_name},
+                  {"finding", f.finding}});
+    }
+    w.family("connguard_pool_advice_recommended_cap", "gauge",
+             "connguard.pool_advice's recommended cap for each group with a finding.");
+    for (std::size_t i = 0; i < finding_count; ++i) {
+        const AdviceFindingMetrics& f = findings[i];
+        if (f.recommended_cap < 0 || (i > 0 && std::string_view(findings[i - 1].datname) == f.datname &&
+                                      std::string_view(findings[i - 1].usename) == f.usename &&
+                                      std::string_view(findings[i - 1].application_name) == f.application_name)) {
+            continue;  // once per group
+        }
+        w.sample("connguard_pool_advice_recommended_cap", f.recommended_cap,
+                 {{"datname", f.datname}, {"usename", f.usename}, {"application_name", f.application_name}});
     }
     return w.take();
 }

@@ -28,6 +28,18 @@ struct ServerMetrics {
     bool dry_run;
     std::int64_t capped_sessions;  // connguard.capacity: every cap that can be held at once
     bool caps_overcommitted;       // capped_sessions > usable_slots
+    std::int32_t advice_groups;    // application groups whose figures pool_advice keeps
+    std::uint64_t advice_groups_evicted;  // groups that gave their place to a new one
+    std::uint64_t advice_news_lost;       // news overwritten before the worker read it
+};
+
+// One finding of connguard.pool_advice.
+struct AdviceFindingMetrics {
+    const char* datname;
+    const char* usename;
+    const char* application_name;
+    const char* finding;
+    std::int32_t recommended_cap;  // -1: none
 };
 
 struct RuleMetrics {
@@ -61,6 +73,7 @@ struct PoolMetrics {
 std::string escape_label_value(std::string_view value);
 
 std::string render_metrics(const ServerMetrics& server, const RuleMetrics* rules, std::size_t rule_count,
-                           const PoolMetrics* pools, std::size_t pool_count);
+                           const PoolMetrics* pools, std::size_t pool_count,
+                           const AdviceFindingMetrics* findings = nullptr, std::size_t finding_count = 0);
 
 }  // namespace connguard::core

@@ -1,5 +1,7 @@
 #include "pg/activity.h"
 
+#include "pg/group_figures.h"
+
 namespace connguard::pg {
 namespace {
 
@@ -18,6 +20,16 @@ bool counters_needed(const char* rule_name, const void* context) {
 
 core::RuleCounters* counters_of_locked(SharedState* state, const char* rule_name) {
     return core::find_or_add_counters(state->counters, state->counter_capacity, rule_name, counters_needed, state);
+}
+
+// What an event about a session tells its group's figures.
+core::GroupNewsKind group_news_kind(core::EventKind kind) {
+    switch (kind) {
+        case core::EventKind::kRejected: return core::GroupNewsKind::kRefused;
+        case core::EventKind::kWouldReject: return core::GroupNewsKind::kWouldRefuse;
+        case core::EventKind::kWouldTerminate: return core::GroupNewsKind::kWouldEnd;
+        default: return core::GroupNewsKind::kEnded;
+    }
 }
 
 }  // namespace
@@ -80,7 +92,7 @@ void record_rules_event(SharedState* state, core::EventKind kind, const char* de
 }
 
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
-                  const core::SessionKey& session, const char* rule_name, const char* detail) {
+                  const core::SessionKey& session, const char* rule_name, const char* detail, std::int64_t in_state_us) {
     core::Event event;
     memset(static_cast<void*>(&event), 0, sizeof event);
     event.time = GetCurrentTimestamp();
@@ -94,9 +106,15 @@ void record_event(SharedState* state, core::EventKind kind, core::EventReason re
     if (session.client_addr != nullptr) event.client_addr = *session.client_addr;
     strlcpy(event.rule_name, rule_name, sizeof event.rule_name);
     strlcpy(event.detail, detail, sizeof event.detail);
+    Latch* wake = nullptr;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::ring_push(state->events, state->event_capacity, &state->events_written, event);
+    if (pid != 0) {
+        wake = leave_group_news_locked(state, group_news_kind(kind), reason, in_state_us, event.database, event.role,
+                                       event.application);
+    }
     LWLockRelease(state->lock);
+    if (wake != nullptr) SetLatch(wake);
 }
 
 }  // namespace connguard::pg

@@ -20,9 +20,11 @@ void count_rename_refusal(SharedState* state, const char* rule_name, bool would)
 // Zeroes the per-rule counters and forgets the names of rules no longer in force.
 void reset_counters_locked(SharedState* state);
 
-// Takes the lock itself.
+// Takes the lock itself. An event about a session (pid != 0) is also news for its group's
+// figures (pool_advice); `in_state_us`: how long an ended session had been in its state.
 void record_event(SharedState* state, core::EventKind kind, core::EventReason reason, int pid,
-                  const core::SessionKey& session, const char* rule_name, const char* detail);
+                  const core::SessionKey& session, const char* rule_name, const char* detail,
+                  std::int64_t in_state_us = 0);
 
 // An event about the rule set (rules_loaded, rules_error): no session, no rule.
 void record_rules_event(SharedState* state, core::EventKind kind, const char* detail);

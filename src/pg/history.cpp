@@ -2,6 +2,7 @@
 
 #include "core/pool_health.h"
 #include "pg/client_sessions.h"
+#include "pg/group_figures.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -45,6 +46,7 @@ TimestampTz sample_history_if_due(SharedState* state) {
     totals.terminated = state->total_terminated;
     core::ring_push(state->history, state->history_capacity, &state->history_written, sample);
     LWLockRelease(state->lock);
+    sample_groups(state, now);
     return now + interval;
 }
 

@@ -116,7 +116,7 @@ void act_on_due(SharedState* state) {
         remember_handled(c.snapshot, would, state->slot_count);
         if (!would && BackendPidGetProc(c.snapshot.pid) == nullptr) continue;
         record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated, deadline.reason,
-                     c.snapshot.pid, key, rule_name, detail);
+                     c.snapshot.pid, key, rule_name, detail, now - c.snapshot.state_since);
         count_termination(state, rule_name, deadline.reason, would);
         ereport(LOG, (errmsg("pg_connguard: %s session %d (%s): %s", would ? "would end" : "ending", c.snapshot.pid,
                              core::event_reason_name(deadline.reason), detail)));

@@ -16,6 +16,7 @@
 
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
+#include "pg/group_figures.h"
 #include "pg/group_membership.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -89,12 +90,18 @@ double cpu_seconds() {
 void release_place(int, Datum) {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
+    Latch* wake = nullptr;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    if (state->slots[index].in_use && state->slots[index].pid == MyProcPid) {
+    const core::SessionSlot& slot = state->slots[index];
+    if (slot.in_use && slot.pid == MyProcPid) {
+        wake = leave_group_news_locked(state, core::GroupNewsKind::kLogout, core::EventReason::kNone,
+                                       GetCurrentTimestamp() - MyStartTimestamp, slot.database, slot.role,
+                                       slot.application);
         core::release_slot(&state->slots[index], &state->slot_tags[index]);
         ++state->total_disconnects;
     }
     LWLockRelease(state->lock);
+    if (wake != nullptr) SetLatch(wake);
 }
 
 void admit_or_refuse(Port* port) {
@@ -150,7 +157,12 @@ void admit_or_refuse(Port* port) {
         state->slots[index].pooled = decision.pooled;
     }
     count_login_locked(state, rule_name, decision, Max(cpu_seconds() - started, 0.0));
+    Latch* wake = decision.verdict == core::Verdict::kReject
+                      ? nullptr
+                      : leave_group_news_locked(state, core::GroupNewsKind::kLogin, core::EventReason::kNone, 0,
+                                                port->database_name, port->user_name, application);
     LWLockRelease(state->lock);
+    if (wake != nullptr) SetLatch(wake);
 
     free_memberships(&memberships);
     // Admitted without a name: a name set before the first query is decided as the login's.

@@ -69,7 +69,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     core::ServerMetrics server{};
     core::RuleMetrics* rules = nullptr;
     core::PoolMetrics* pools = nullptr;
-    std::size_t rule_count = 0, pool_count = 0;
+    core::AdviceFindingMetrics* findings = nullptr;
+    std::size_t rule_count = 0, pool_count = 0, finding_count = 0;
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_connguard: SPI_connect failed");
     run("SELECT * FROM connguard.server_status");
@@ -96,6 +97,28 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         const SpiRow row{SPI_tuptable->vals[0], SPI_tuptable->tupdesc, caller};
         server.capped_sessions = row.integer("capped_sessions");
         server.caps_overcommitted = row.boolean("overcommitted");
+    }
+    LWLockAcquire(shared_state()->lock, LW_SHARED);
+    {
+        const SharedState* state = shared_state();
+        for (int i = 0; i < state->group_capacity; ++i) server.advice_groups += state->groups[i].in_use ? 1 : 0;
+        server.advice_groups_evicted = state->groups_evicted;
+        server.advice_news_lost = state->news_lost;
+    }
+    LWLockRelease(shared_state()->lock);
+    run("SELECT datname, usename, application_name, coalesce(recommended_cap, -1) AS recommended_cap, finding "
+        "FROM connguard.pool_advice, unnest(findings) AS finding ORDER BY datname, usename, application_name, finding");
+    finding_count = SPI_processed;
+    findings = static_cast<core::AdviceFindingMetrics*>(
+        MemoryContextAllocZero(caller, sizeof(core::AdviceFindingMetrics) * Max(finding_count, 1)));
+    for (std::size_t i = 0; i < finding_count; ++i) {
+        const SpiRow row{SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller};
+        core::AdviceFindingMetrics& f = findings[i];
+        f.datname = row.string("datname");
+        f.usename = row.string("usename");
+        f.application_name = row.string("application_name");
+        f.finding = row.string("finding");
+        f.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap"));
     }
     run("SELECT * FROM connguard.rule_stats");
     rule_count = SPI_processed;
@@ -139,7 +162,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     char* rendered_text = nullptr;
     std::size_t size = 0;
     cpp_call([&] {
-        const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count);
+        const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count, findings, finding_count);
         rendered_text = static_cast<char*>(std::malloc(rendered.size()));
         if (rendered_text == nullptr && !rendered.empty()) throw std::bad_alloc();
         size = rendered.size();

@@ -2,6 +2,7 @@
 // with each rule's sessions now.
 #include "core/admission.h"
 #include "pg/activity.h"
+#include "pg/group_figures.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 #include "pg/sql_output.h"
@@ -107,7 +108,7 @@ extern "C" Datum connguard_rule_stats(PG_FUNCTION_ARGS) {
 }
 
 // Zeroes the per-rule counters (live session counts are not counters and stay; a rule's
-// peak restarts from the sessions it has now).
+// peak restarts from the sessions it has now) and forgets pool_advice's figures.
 extern "C" Datum connguard_reset_stats(PG_FUNCTION_ARGS) {
     SharedState* state = require_shared_state();
     const TimestampTz now = GetCurrentTimestamp();
@@ -121,6 +122,7 @@ extern "C" Datum connguard_reset_stats(PG_FUNCTION_ARGS) {
     state->stats_reset_at = now;
     state->login_checks = 0;
     state->login_check_seconds = 0;
+    reset_group_figures_locked(state);
     LWLockRelease(state->lock);
     (void)fcinfo;
     PG_RETURN_VOID();

@@ -27,6 +27,15 @@ int setting_history_size = 8640;
 int setting_event_log_size = 1000;
 int setting_max_rules = 256;
 int setting_debug_close_sessions_pause_ms = 0;
+int setting_pool_advice_groups = 500;
+int setting_advice_headroom_pct = 25;
+int setting_advice_min_sessions = 5;
+int setting_advice_churn_logins = 60;
+int setting_advice_churn_lifetime_ms = 1000;
+int setting_advice_leak_endings = 1;
+int setting_advice_oversized_factor = 2;
+int setting_advice_starved_refusals = 1;
+int setting_advice_idle_majority_pct = 50;
 
 namespace {
 
@@ -53,6 +62,12 @@ bool check_exempt_roles(char** newval, void**, GucSource) {
     pfree(copy);
     if (!ok) GUC_check_errdetail("connguard.exempt_roles must be a comma-separated list of role names.");
     return ok;
+}
+
+void define_advice_threshold(const char* name, const char* description, int* variable, int value, int min, int max,
+                             int flags = 0) {
+    DefineCustomIntVariable(name, description, "A threshold of connguard.pool_advice.", variable, value, min, max,
+                            PGC_SIGHUP, flags, nullptr, nullptr, nullptr);
 }
 
 void define_timeout(const char* name, const char* description, int* variable) {
@@ -108,6 +123,35 @@ void define_settings() {
                             nullptr);
     DefineCustomIntVariable("connguard.max_rules", "Enabled rules that fit in shared memory.", nullptr,
                             &setting_max_rules, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.pool_advice_groups",
+                            "Application groups (database, role, application_name) whose figures are kept for "
+                            "connguard.pool_advice.",
+                            "When the table is full, the group seen least recently gives its place.",
+                            &setting_pool_advice_groups, 500, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    define_advice_threshold("connguard.advice_headroom",
+                            "Percent above the peak of active sessions in a recommended cap.",
+                            &setting_advice_headroom_pct, 25, 0, 1000);
+    define_advice_threshold("connguard.advice_min_sessions",
+                            "Peak of sessions from which an oversized pool or an idle majority is reported.",
+                            &setting_advice_min_sessions, 5, 1, kMaxBackends);
+    define_advice_threshold("connguard.advice_churn_logins",
+                            "Logins per minute from which short sessions are reported as not pooling.",
+                            &setting_advice_churn_logins, 60, 1, INT_MAX);
+    define_advice_threshold("connguard.advice_churn_lifetime",
+                            "Median session lifetime up to which many logins are reported as not pooling.",
+                            &setting_advice_churn_lifetime_ms, 1000, 1, INT_MAX, GUC_UNIT_MS);
+    define_advice_threshold("connguard.advice_leak_endings",
+                            "Sessions ended idle in transaction from which a leak is suspected.",
+                            &setting_advice_leak_endings, 1, 1, INT_MAX);
+    define_advice_threshold("connguard.advice_oversized_factor",
+                            "Times the recommended cap a peak of sessions must reach to be an oversized pool.",
+                            &setting_advice_oversized_factor, 2, 1, 1000);
+    define_advice_threshold("connguard.advice_starved_refusals",
+                            "Refused logins or renames from which an application is reported as starved.",
+                            &setting_advice_starved_refusals, 1, 1, INT_MAX);
+    define_advice_threshold("connguard.advice_idle_majority",
+                            "Percent of session time idle from which an idle majority is reported.",
+                            &setting_advice_idle_majority_pct, 50, 1, 100);
     // For tests only: the pause lets a test change a listed session before close_sessions()
     // re-checks it. Hidden from SHOW ALL and the sample file.
     DefineCustomIntVariable("connguard.debug_close_sessions_pause",

@@ -23,6 +23,15 @@ extern int setting_history_size;
 extern int setting_event_log_size;
 extern int setting_max_rules;
 extern int setting_debug_close_sessions_pause_ms;
+extern int setting_pool_advice_groups;
+extern int setting_advice_headroom_pct;
+extern int setting_advice_min_sessions;
+extern int setting_advice_churn_logins;
+extern int setting_advice_churn_lifetime_ms;
+extern int setting_advice_leak_endings;
+extern int setting_advice_oversized_factor;
+extern int setting_advice_starved_refusals;
+extern int setting_advice_idle_majority_pct;
 
 void define_settings();
 

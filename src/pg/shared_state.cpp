@@ -23,8 +23,10 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
-    Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, total;
+    Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, group_tags, groups, news, total;
 };
+
+int news_capacity() { return Max(1024, 2 * MaxBackends); }
 
 Layout shared_layout() {
     Layout layout;
@@ -45,6 +47,12 @@ Layout shared_layout() {
     offset = add_size(offset, MAXALIGN(mul_size(setting_event_log_size, sizeof(core::Event))));
     layout.history = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_history_size, sizeof(core::HistorySample))));
+    layout.group_tags = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_pool_advice_groups, sizeof(std::uint32_t))));
+    layout.groups = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(setting_pool_advice_groups, sizeof(core::GroupFigures))));
+    layout.news = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(news_capacity(), sizeof(core::GroupNews))));
     layout.total = offset;
     return layout;
 }
@@ -100,6 +108,11 @@ void attach_shared_memory() {
         state->events = reinterpret_cast<core::Event*>(base + layout.events);
         state->history_capacity = setting_history_size;
         state->history = reinterpret_cast<core::HistorySample*>(base + layout.history);
+        state->group_capacity = setting_pool_advice_groups;
+        state->groups = reinterpret_cast<core::GroupFigures*>(base + layout.groups);
+        state->group_tags = reinterpret_cast<std::uint32_t*>(base + layout.group_tags);
+        state->news_capacity = news_capacity();
+        state->news = reinterpret_cast<core::GroupNews*>(base + layout.news);
         state->stats_reset_at = GetCurrentTimestamp();
         restored = read_rule_file(state->rules, state->rule_capacity, why, sizeof why);
         if (restored > 0) {

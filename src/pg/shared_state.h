@@ -8,8 +8,9 @@
 // 1. Fixed at start-up. The postmaster's shared memory start-up hook writes these before
 //    any backend exists, and nothing writes them again; anyone reads them without the lock:
 //      lock_storage, lock_tranche, lock, rule_capacity, slot_count, counter_capacity,
-//      event_capacity, history_capacity, and the array pointers rules, rule_sieves, slots,
-//      slot_tags, endings, counters, events, history (the pointers, not what they point to).
+//      event_capacity, history_capacity, group_capacity, news_capacity, and the array pointers
+//      rules, rule_sieves, slots, slot_tags, endings, counters, events, history, groups,
+//      group_tags, news (the pointers, not what they point to).
 //    The same hook restores the rules from pg_connguard.rules; it runs before any reader.
 //
 // 2. Atomics, read and written without the lock:
@@ -20,7 +21,9 @@
 // 3. Everything else is protected by `lock`: the rule set and its version, every slot and slot
 //    tag, the ending notices, the counters, both rings and their `written` counts, the totals,
 //    the worker's pid, latch and last run, the last load's status, reload_served, stats_reset_at
-//    and the login-check figures. Writers hold it exclusively: the login hook (its own slot, its
+//    the login-check figures, the group figures and the news ring (with their counts). Writers
+//    hold it exclusively: sessions leaving news (login hook, exit callback, record_event), the
+//    worker reading the news into the group figures and sampling them, reset_stats(); and the login hook (its own slot, its
 //    counters and event; it clears its ending notice), a session's exit callback (its own slot),
 //    the worker (regrouping slots, ending notices, reload_served, worker_last_run, history, its
 //    pid and latch), close_sessions() (ending notices), the rules loader (the rule set,
@@ -40,6 +43,7 @@
 
 #include "core/activity_log.h"
 #include "core/admission.h"
+#include "core/group_figures.h"
 
 extern "C" {
 #include "port/atomics.h"
@@ -128,6 +132,18 @@ struct SharedState {
     std::uint64_t history_written;
     core::HistorySample* history;  // [history_capacity], a ring
     core::HistorySample last_totals;  // the totals at the newest sample (its connects... fields)
+
+    // connguard.pool_advice: figures per application group (only the worker and reset_stats()
+    // write them), and the news sessions leave for the worker (a ring it reads at each pass).
+    std::int32_t group_capacity;  // connguard.pool_advice_groups
+    core::GroupFigures* groups;   // [group_capacity]
+    std::uint32_t* group_tags;    // [group_capacity], group_tag of each group in use
+    std::uint64_t groups_evicted;
+    std::int32_t news_capacity;   // 2 x MaxBackends, at least 1024
+    std::uint64_t news_written;
+    std::uint64_t news_read;      // by the worker
+    std::uint64_t news_lost;      // overwritten before the worker read them
+    core::GroupNews* news;        // [news_capacity], a ring
 };
 
 // Registers the shared memory hooks; call from _PG_init during preload.

@@ -6,6 +6,7 @@
 #include "pg/worker.h"
 
 #include "pg/activity.h"
+#include "pg/group_figures.h"
 #include "pg/history.h"
 #include "pg/idle_enforcer.h"
 #include "pg/rule_loader.h"
@@ -194,6 +195,7 @@ extern "C" void connguard_worker_main(Datum) {
                 wake_at = Min(wake_at, TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs));
             }
         }
+        read_group_news(state);
         long wait_ms = kIdleWakeMs;
         const TimestampTz next_deadline =
             Min(Min(enforce_idle_limits(state), sample_history_if_due(state)), wake_at);

@@ -64,6 +64,9 @@ TEST(GroupFigures, TheGroupSeenLeastRecentlyGivesItsPlace) {
     EXPECT_EQ(fresh->buckets[0].samples + fresh->buckets[(kStart / kSpan) % kFigureBuckets].samples, 0u);
     EXPECT_EQ(table.evicted, 1u);
     EXPECT_EQ(find_or_add_group(table.view(), group_name("db", "r", "busy"), kStart + 21 * kSecond), busy);
+    // "new" was seen later than "busy", but "busy" has sessions now: "new" gives its place
+    EXPECT_EQ(find_or_add_group(table.view(), group_name("db", "r", "newer"), kStart + 22 * kSecond), fresh);
+    EXPECT_EQ(table.evicted, 2u);
     clear_groups(table.view());
     EXPECT_EQ(table.evicted, 0u);
     EXPECT_FALSE(table.groups[0].in_use || table.groups[1].in_use);

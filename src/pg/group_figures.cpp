@@ -1,0 +1,150 @@
+#include "pg/group_figures.h"
+
+#include "pg/cpp_boundary.h"
+#include "pg/session_picture.h"
+#include "pg/settings.h"
+
+extern "C" {
+#include "pgstat.h"
+#include "utils/backend_status.h"
+#include "utils/memutils.h"
+}
+
+namespace connguard::pg {
+namespace {
+
+void read_news_locked(SharedState* state, std::int64_t span_us) {
+    const std::uint64_t capacity = static_cast<std::uint64_t>(state->news_capacity);
+    if (state->news_written - state->news_read > capacity) {
+        state->news_lost += state->news_written - state->news_read - capacity;
+        state->news_read = state->news_written - capacity;
+    }
+    const core::GroupTable table = group_table(state);
+    for (; state->news_read < state->news_written; ++state->news_read) {
+        const core::GroupNews& news = state->news[state->news_read % capacity];
+        if (core::GroupFigures* group = core::find_or_add_group(table, news.name, news.time)) {
+            core::apply_news(group, news, span_us);
+        }
+    }
+}
+
+// One group's sessions at a tick, gathered before the lock is taken.
+struct SampledGroup {
+    core::GroupName name;
+    std::uint32_t tag;
+    char rule_name[core::kMaxRuleNameBytes + 1];
+    core::GroupSample sample;
+};
+
+// The cap of a place's group (-1 for none), as admission applies it.
+std::int32_t cap_of(const SessionPicture& picture, const core::SessionSlot& slot) {
+    if (slot.rule_name[0] == '\0') {
+        return setting_max_connections_per_application > 0 ? setting_max_connections_per_application : -1;
+    }
+    const core::CompiledRule* rule = core::rule_named(picture.rules, picture.rule_count, slot.rule_name);
+    return rule != nullptr ? rule->max_connections : -1;
+}
+
+}  // namespace
+
+std::int64_t figure_span_us() {
+    return core::bucket_span_us(static_cast<std::int64_t>(setting_history_interval_s) * USECS_PER_SEC,
+                                setting_history_size);
+}
+
+Latch* leave_group_news_locked(SharedState* state, core::GroupNewsKind kind, core::EventReason reason,
+                               std::int64_t duration_us, const char* database, const char* role,
+                               const char* application) {
+    if (state->news_capacity == 0) return nullptr;
+    core::GroupNews& news = state->news[state->news_written % static_cast<std::uint64_t>(state->news_capacity)];
+    news.time = GetCurrentTimestamp();
+    news.kind = kind;
+    news.reason = reason;
+    news.duration_us = duration_us;
+    news.name = core::group_name(database, role, application);
+    ++state->news_written;
+    return state->news_written - state->news_read == static_cast<std::uint64_t>(state->news_capacity / 2)
+               ? state->worker_latch
+               : nullptr;
+}
+
+void read_group_news(SharedState* state) {
+    const std::int64_t span = figure_span_us();
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    read_news_locked(state, span);
+    LWLockRelease(state->lock);
+}
+
+void reset_group_figures_locked(SharedState* state) {
+    core::clear_groups(group_table(state));
+    state->news_read = state->news_written;
+    state->news_lost = 0;
+}
+
+void sample_groups(SharedState* state, TimestampTz now) {
+    static SessionPicture* picture = nullptr;  // the worker's, for good
+    if (picture == nullptr) picture = new_session_picture(state, TopMemoryContext);
+    take_session_picture(state, picture);
+    auto* sizes = static_cast<std::int32_t*>(palloc0(sizeof(std::int32_t) * picture->slot_count));
+    cpp_call([&] {
+        const std::vector<std::int32_t> computed =
+            core::group_sizes(picture->slots, picture->slot_count, picture->rules, picture->rule_count);
+        std::copy(computed.begin(), computed.end(), sizes);
+    });
+
+    auto* sampled = static_cast<SampledGroup*>(palloc(sizeof(SampledGroup) * Max(picture->placed, 1)));
+    int sampled_count = 0;
+    const int backends = pgstat_fetch_stat_numbackends();
+    for (int i = 1; i <= backends; ++i) {
+        const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
+        if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND) continue;
+        const int place = place_of(*picture, entry->backendStatus.st_procpid);
+        if (place < 0) continue;
+        const core::SessionSlot& slot = picture->slots[place];
+        const core::GroupName name = core::group_name(slot.database, slot.role, slot.application);
+        const std::uint32_t tag = core::group_tag(name);
+        int k = 0;
+        while (k < sampled_count && !(sampled[k].tag == tag && core::same_group_name(sampled[k].name, name))) ++k;
+        if (k == sampled_count && sampled_count < Max(picture->placed, 1)) {
+            sampled[k].name = name;
+            sampled[k].tag = tag;
+            strlcpy(sampled[k].rule_name, slot.rule_name, sizeof sampled[k].rule_name);
+            sampled[k].sample = core::GroupSample{};
+            ++sampled_count;
+        } else if (k == sampled_count) {
+            continue;
+        }
+        core::GroupSample& sample = sampled[k].sample;
+        ++sample.sessions;
+        switch (snapshot_of(entry->backendStatus).state) {
+            case core::SessionState::kActive: ++sample.active; break;
+            case core::SessionState::kIdle: ++sample.idle; break;
+            default: break;
+        }
+        const std::int32_t cap = cap_of(*picture, slot);
+        if (slot.counted && cap >= 0 && sizes[place] >= cap) sample.at_cap = true;
+    }
+    pgstat_clear_backend_activity_snapshot();
+
+    const std::int64_t span = figure_span_us();
+    auto* visited = static_cast<bool*>(palloc0(sizeof(bool) * Max(state->group_capacity, 1)));
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    read_news_locked(state, span);
+    const core::GroupTable table = group_table(state);
+    for (int k = 0; k < sampled_count; ++k) {
+        core::GroupFigures* group = core::find_or_add_group(table, sampled[k].name, now);
+        if (group == nullptr) continue;
+        core::add_sample(group, sampled[k].sample, now, span);
+        strlcpy(group->rule_name, sampled[k].rule_name, sizeof group->rule_name);
+        visited[group - state->groups] = true;
+    }
+    for (int g = 0; g < state->group_capacity; ++g) {
+        if (state->groups[g].in_use && !visited[g]) core::add_sample(&state->groups[g], core::GroupSample{}, now, span);
+    }
+    LWLockRelease(state->lock);
+    pfree(visited);
+    pfree(sampled);
+    pfree(sizes);
+}
+
+}  // namespace connguard::pg

@@ -127,6 +127,11 @@ is(promql_until($query, "node=a=6\nnode=b=3"), "node=a=6\nnode=b=3", "Prometheus
 $query = 'sum(connguard_pool_total{usename="app"})';
 is(promql_until($query, '=6'), '=6', "Prometheus: $query: the role's six sessions on the two servers together");
 
+# pool_advice through the exporter: each node's peak of svc-api sessions, added up.
+$query = 'sum by (application_name) (connguard_pool_advice_peak_sessions{application_name="svc-api"})';
+is(promql_until($query, 'application_name=svc-api=5'), 'application_name=svc-api=5',
+   "Prometheus: $query: pool_advice's peaks of the two nodes (2 + 3)");
+
 $prometheus->kill_kill;
 $_->kill_kill for @exporters;
 close $_->{socket} for @held;

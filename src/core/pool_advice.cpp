@@ -39,16 +39,28 @@ std::string duration_words(std::int64_t us) {
     return format(s < 36000 ? "%.1f h" : "%.0f h", s / 3600);
 }
 
+std::int32_t with_headroom(std::int32_t sessions, std::int32_t headroom_pct) {
+    const double wanted = std::ceil(static_cast<double>(sessions) * (100.0 + headroom_pct) / 100.0);
+    return std::max(1, static_cast<std::int32_t>(wanted));
+}
+
 Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t) {
     Advice advice;
+    const bool not_pooling = g.lifetimes > 0 && g.logins_per_minute >= t.churn_logins_per_minute &&
+                             g.median_lifetime_us <= t.churn_lifetime_us;
+    const std::uint64_t refusals = g.refused + g.would_refuse;
+    const bool starved = refusals >= static_cast<std::uint64_t>(std::max(t.starved_refusals, 1));
     if (g.samples > 0) {
-        const double wanted = std::ceil(static_cast<double>(g.peak_active) * (100.0 + t.headroom_pct) / 100.0);
-        advice.recommended_cap = std::max(1, static_cast<std::int32_t>(wanted));
+        // Sessions shorter than the sampling interval are busy while they last, but a sample
+        // rarely catches them: for a group not pooling, its peak of sessions is the concurrency.
+        advice.recommended_cap = with_headroom(not_pooling ? std::max(g.peak_active, g.peak_sessions) : g.peak_active,
+                                               t.headroom_pct);
+        // A starved group wanted more than its cap: never advise less than the cap and headroom.
+        if (starved && cap >= 0) advice.recommended_cap = std::max(advice.recommended_cap, with_headroom(cap, t.headroom_pct));
     }
     const std::string window = "in the last " + duration_words(std::max<std::int64_t>(g.covered_us, 1000000));
 
-    if (g.lifetimes > 0 && g.logins_per_minute >= t.churn_logins_per_minute &&
-        g.median_lifetime_us <= t.churn_lifetime_us) {
+    if (not_pooling) {
         advice.findings.push_back(
             {"not pooling", format("%.0f logins/min over the last hour, median session %s or less: a pool (or Django "
                                    "CONN_MAX_AGE) would save a backend start per login",
@@ -80,8 +92,7 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
                                       advice.recommended_cap)});
     }
 
-    const std::uint64_t refusals = g.refused + g.would_refuse;
-    if (refusals >= static_cast<std::uint64_t>(std::max(t.starved_refusals, 1))) {
+    if (starved) {
         std::string words = plural(g.refused, "login or rename", "logins or renames") + " refused";
         if (g.would_refuse > 0) words += format(" (%llu more would have been)", static_cast<unsigned long long>(g.would_refuse));
         words += " " + window;

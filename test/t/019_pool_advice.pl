@@ -104,6 +104,17 @@ like(advice_of_app('burst', q{evidence[array_position(findings, 'starved')]}),
      qr/^5 logins or renames refused in the last .*, the cap \(3\) full for \d+ % of the samples/, 'its evidence');
 is(advice_of_app('burst', 'cap'), '3', 'pool_advice shows the rule and its cap');
 
+# What the README's "Sizing your pools" quotes.
+note "connguard.pool_advice after the four workloads:\n" . $node->safe_psql('postgres', q{
+    SELECT application_name, rule_name, cap, sessions, peak_sessions, peak_active, p95_active, round(idle_pct) AS idle_pct,
+           round(logins_per_minute) AS logins_per_minute, median_session, refused, ended_idle_in_transaction AS ended_iit,
+           recommended_cap, array_to_string(findings, ', ') AS findings
+    FROM connguard.pool_advice WHERE application_name IN ('churner', 'leaky', 'big-pool', 'burst')},
+    extra_params => ['-P', 'border=2', '-P', 'footer=off']);
+note "evidence:\n" . $node->safe_psql('postgres', q{
+    SELECT application_name || ': ' || f || ': ' || e FROM connguard.pool_advice, unnest(findings, evidence) AS x(f, e)
+    WHERE application_name IN ('churner', 'leaky', 'big-pool', 'burst')});
+
 # 5. Caps adding up past the usable slots: health() says so.
 $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections)
                                VALUES ('huge', 40, 'reports', 100)});

@@ -51,6 +51,9 @@ TEST(PoolAdvice, ChurnWithShortSessionsIsNotPooling) {
     ASSERT_NE(f, nullptr);
     EXPECT_NE(f->evidence.find("240 logins/min"), std::string::npos) << f->evidence;
     EXPECT_NE(f->evidence.find("91 ms"), std::string::npos) << f->evidence;
+    s.peak_sessions = 8;  // short sessions: the samples caught none active, the logins counted 8 at once
+    s.peak_active = 0;
+    EXPECT_EQ(advise(s, -1, AdviceThresholds{}).recommended_cap, 10);
     s.median_lifetime_us = 5LL * 1000000;  // many logins, but sessions that last: a busy pool refilling
     EXPECT_EQ(finding(advise(s, -1, AdviceThresholds{}), "not pooling"), nullptr);
 }
@@ -108,8 +111,11 @@ TEST(PoolAdvice, RefusalsMeanStarved) {
     ASSERT_NE(f, nullptr);
     EXPECT_NE(f->evidence.find("31 logins or renames refused"), std::string::npos) << f->evidence;
     EXPECT_NE(f->evidence.find("the cap (5) full for 12 % of the samples"), std::string::npos) << f->evidence;
+    s.peak_active = 0;  // the refused wanted more than the cap, whatever the samples caught
+    EXPECT_EQ(advise(s, 5, AdviceThresholds{}).recommended_cap, 7);
     s.refused = 0;
     EXPECT_EQ(finding(advise(s, 5, AdviceThresholds{}), "starved"), nullptr);
+    EXPECT_EQ(advise(s, 5, AdviceThresholds{}).recommended_cap, 1);
 }
 
 TEST(PoolAdvice, IdleMajorityFollowsItsThreshold) {

@@ -126,7 +126,8 @@ void define_settings() {
     DefineCustomIntVariable("connguard.pool_advice_groups",
                             "Application groups (database, role, application_name) whose figures are kept for "
                             "connguard.pool_advice.",
-                            "When the table is full, the group seen least recently gives its place.",
+                            "When the table is full, the group seen least recently among those without a session "
+                            "gives its place.",
                             &setting_pool_advice_groups, 500, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     define_advice_threshold("connguard.advice_headroom",
                             "Percent above the peak of active sessions in a recommended cap.",

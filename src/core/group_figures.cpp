@@ -26,10 +26,17 @@ std::uint32_t fnv1a(std::uint32_t hash, const char* text) noexcept {
 
 std::int64_t epoch_of(std::int64_t time, std::int64_t span) noexcept { return time / span; }
 
+// Figures of a time older than what a bucket or slot holds now (the clock stepped back) are
+// dropped rather than wipe newer ones; so are times before 2000 (negative).
+FigureBucket dropped_bucket;
+RecentSlot dropped_slot;
+
 // The bucket holding `time`, zeroed first if it held an older span.
 FigureBucket& bucket_at(GroupFigures* group, std::int64_t time, std::int64_t span_us) noexcept {
     const std::int64_t epoch = epoch_of(time, span_us);
+    if (epoch < 0) return dropped_bucket = FigureBucket{};
     FigureBucket& bucket = group->buckets[static_cast<std::size_t>(epoch % kFigureBuckets)];
+    if (bucket.epoch > epoch) return dropped_bucket = FigureBucket{};
     if (bucket.epoch != epoch) {
         std::memset(static_cast<void*>(&bucket), 0, sizeof bucket);
         bucket.epoch = epoch;
@@ -39,7 +46,9 @@ FigureBucket& bucket_at(GroupFigures* group, std::int64_t time, std::int64_t spa
 
 RecentSlot& recent_at(GroupFigures* group, std::int64_t time) noexcept {
     const std::int64_t epoch = epoch_of(time, kRecentSlotUs);
+    if (epoch < 0) return dropped_slot = RecentSlot{};
     RecentSlot& slot = group->recent[static_cast<std::size_t>(epoch % kRecentSlots)];
+    if (slot.epoch > epoch) return dropped_slot = RecentSlot{};
     if (slot.epoch != epoch) slot = RecentSlot{epoch, 0, 0, 0};
     return slot;
 }
@@ -84,6 +93,12 @@ bool same_group_name(const GroupName& a, const GroupName& b) noexcept {
 GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now) noexcept {
     if (table.capacity == 0) return nullptr;
     const std::uint32_t tag = group_tag(name);
+    // First the compact tags alone: a group found costs no read of the others' figures.
+    for (std::size_t i = 0; i < table.capacity; ++i) {
+        if (table.tags[i] == tag && table.groups[i].in_use && same_group_name(table.groups[i].name, name)) {
+            return &table.groups[i];
+        }
+    }
     const std::size_t none = table.capacity;
     std::size_t free_place = none;
     std::size_t oldest_quiet = none;  // seen least recently among the groups without a session now
@@ -91,10 +106,9 @@ GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, 
     for (std::size_t i = 0; i < table.capacity; ++i) {
         GroupFigures& group = table.groups[i];
         if (!group.in_use) {
-            if (free_place == none) free_place = i;
-            continue;
+            free_place = i;
+            break;
         }
-        if (table.tags[i] == tag && same_group_name(group.name, name)) return &group;
         if (oldest == none || group.last_seen < table.groups[oldest].last_seen) oldest = i;
         if (group.sessions_now == 0 &&
             (oldest_quiet == none || group.last_seen < table.groups[oldest_quiet].last_seen)) {
@@ -172,6 +186,11 @@ void apply_news(GroupFigures* group, const GroupNews& news, std::int64_t span_us
             ++bucket.logouts;
             ++bucket.lifetime_bins[lifetime_bin(news.duration_us)];
             group->sessions_now = std::max(group->sessions_now - 1, 0);
+            break;
+        case GroupNewsKind::kMovedOut: group->sessions_now = std::max(group->sessions_now - 1, 0); break;
+        case GroupNewsKind::kMovedIn:
+            ++group->sessions_now;
+            raise_peaks(group, news.time, span_us, group->sessions_now, 0);
             break;
         case GroupNewsKind::kRefused: ++bucket.refused; break;
         case GroupNewsKind::kWouldRefuse: ++bucket.would_refuse; break;

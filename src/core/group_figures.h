@@ -36,7 +36,9 @@ GroupName group_name(std::string_view database, std::string_view role, std::stri
 std::uint32_t group_tag(const GroupName& name) noexcept;
 bool same_group_name(const GroupName& a, const GroupName& b) noexcept;
 
-enum class GroupNewsKind : std::uint8_t { kLogin, kLogout, kRefused, kWouldRefuse, kEnded, kWouldEnd };
+// kMovedOut / kMovedIn: a session renamed itself from one group into another (its login
+// stays counted where it logged in; its lifetime is counted where it ends).
+enum class GroupNewsKind : std::uint8_t { kLogin, kLogout, kRefused, kWouldRefuse, kEnded, kWouldEnd, kMovedOut, kMovedIn };
 
 // What a session tells the worker about its group.
 struct GroupNews {

@@ -66,7 +66,7 @@ std::string escape_label_value(std::string_view value) {
 
 std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std::size_t rule_count,
                            const PoolMetrics* pools, std::size_t pool_count, const AdviceFindingMetrics* findings,
-                           std::size_t finding_count) {
+                           std::size_t finding_count, const AdviceCapMetrics* caps, std::size_t cap_count) {
     Writer w;
     w.family("connguard_max_connections", "gauge", "The server's max_connections.");
     w.sample("connguard_max_connections", s.max_connections);
@@ -172,16 +172,11 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
                   {"finding", f.finding}});
     }
     w.family("connguard_pool_advice_recommended_cap", "gauge",
-             "connguard.pool_advice's recommended cap for each group with a finding.");
-    for (std::size_t i = 0; i < finding_count; ++i) {
-        const AdviceFindingMetrics& f = findings[i];
-        if (f.recommended_cap < 0 || (i > 0 && std::string_view(findings[i - 1].datname) == f.datname &&
-                                      std::string_view(findings[i - 1].usename) == f.usename &&
-                                      std::string_view(findings[i - 1].application_name) == f.application_name)) {
-            continue;  // once per group
-        }
-        w.sample("connguard_pool_advice_recommended_cap", f.recommended_cap,
-                 {{"datname", f.datname}, {"usename", f.usename}, {"application_name", f.application_name}});
+             "connguard.pool_advice's recommended cap for each database, role and application sampled.");
+    for (std::size_t i = 0; i < cap_count; ++i) {
+        const AdviceCapMetrics& c = caps[i];
+        w.sample("connguard_pool_advice_recommended_cap", c.recommended_cap,
+                 {{"datname", c.datname}, {"usename", c.usename}, {"application_name", c.application_name}});
     }
     return w.take();
 }

@@ -39,7 +39,14 @@ struct AdviceFindingMetrics {
     const char* usename;
     const char* application_name;
     const char* finding;
-    std::int32_t recommended_cap;  // -1: none
+};
+
+// The recommended cap of one group of connguard.pool_advice (groups without one are left out).
+struct AdviceCapMetrics {
+    const char* datname;
+    const char* usename;
+    const char* application_name;
+    std::int32_t recommended_cap;
 };
 
 struct RuleMetrics {
@@ -74,6 +81,7 @@ std::string escape_label_value(std::string_view value);
 
 std::string render_metrics(const ServerMetrics& server, const RuleMetrics* rules, std::size_t rule_count,
                            const PoolMetrics* pools, std::size_t pool_count,
-                           const AdviceFindingMetrics* findings = nullptr, std::size_t finding_count = 0);
+                           const AdviceFindingMetrics* findings = nullptr, std::size_t finding_count = 0,
+                           const AdviceCapMetrics* caps = nullptr, std::size_t cap_count = 0);
 
 }  // namespace connguard::core

@@ -1,5 +1,6 @@
 #include "pool_advice.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>

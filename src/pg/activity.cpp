@@ -2,6 +2,10 @@
 
 #include "pg/group_figures.h"
 
+extern "C" {
+#include "storage/latch.h"
+}
+
 namespace connguard::pg {
 namespace {
 

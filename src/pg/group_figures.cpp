@@ -1,5 +1,7 @@
 #include "pg/group_figures.h"
 
+#include <algorithm>
+
 #include "pg/cpp_boundary.h"
 #include "pg/session_picture.h"
 #include "pg/settings.h"
@@ -8,24 +10,46 @@ extern "C" {
 #include "pgstat.h"
 #include "utils/backend_status.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 }
 
 namespace connguard::pg {
 namespace {
 
-void read_news_locked(SharedState* state, std::int64_t span_us) {
+constexpr std::uint64_t kNewsPerLock = 256;  // then the lock is let go, so logins wait for at most this many
+
+// The bucket length under the settings as they are now.
+std::int64_t span_of_settings() {
+    return core::bucket_span_us(static_cast<std::int64_t>(setting_history_interval_s) * USECS_PER_SEC,
+                                setting_history_size);
+}
+
+// Reads up to kNewsPerLock news into the figures; returns whether any are left.
+bool read_some_news_locked(SharedState* state) {
     const std::uint64_t capacity = static_cast<std::uint64_t>(state->news_capacity);
     if (state->news_written - state->news_read > capacity) {
         state->news_lost += state->news_written - state->news_read - capacity;
         state->news_read = state->news_written - capacity;
     }
     const core::GroupTable table = group_table(state);
-    for (; state->news_read < state->news_written; ++state->news_read) {
+    const std::int64_t span = figure_span_locked(state);
+    const std::uint64_t until = Min(state->news_written, state->news_read + kNewsPerLock);
+    for (; state->news_read < until; ++state->news_read) {
         const core::GroupNews& news = state->news[state->news_read % capacity];
         if (core::GroupFigures* group = core::find_or_add_group(table, news.name, news.time)) {
-            core::apply_news(group, news, span_us);
+            core::apply_news(group, news, span);
         }
     }
+    if (state->news_read < state->news_written) return true;
+    state->news_wake_sent = false;
+    return false;
+}
+
+// The worker, under its own settings: a changed bucket length makes the figures anew (their
+// buckets would not line up with the new ones).
+void follow_span_locked(SharedState* state, std::int64_t span) {
+    if (state->group_span_us != 0 && state->group_span_us != span) core::clear_groups(group_table(state));
+    state->group_span_us = span;
 }
 
 // One group's sessions at a tick, gathered before the lock is taken.
@@ -47,9 +71,8 @@ std::int32_t cap_of(const SessionPicture& picture, const core::SessionSlot& slot
 
 }  // namespace
 
-std::int64_t figure_span_us() {
-    return core::bucket_span_us(static_cast<std::int64_t>(setting_history_interval_s) * USECS_PER_SEC,
-                                setting_history_size);
+std::int64_t figure_span_locked(const SharedState* state) {
+    return state->group_span_us != 0 ? state->group_span_us : span_of_settings();
 }
 
 Latch* leave_group_news_locked(SharedState* state, core::GroupNewsKind kind, core::EventReason reason,
@@ -63,22 +86,39 @@ Latch* leave_group_news_locked(SharedState* state, core::GroupNewsKind kind, cor
     news.duration_us = duration_us;
     news.name = core::group_name(database, role, application);
     ++state->news_written;
-    return state->news_written - state->news_read == static_cast<std::uint64_t>(state->news_capacity / 2)
-               ? state->worker_latch
-               : nullptr;
+    if (state->news_wake_sent ||
+        state->news_written - state->news_read < static_cast<std::uint64_t>(state->news_capacity / 2)) {
+        return nullptr;
+    }
+    state->news_wake_sent = true;
+    return state->worker_latch;
+}
+
+void leave_move_news_locked(SharedState* state, const core::SessionSlot& slot, const char* application) {
+    if (strcmp(slot.application, application) == 0) return;
+    // Half full or not, the worker reads these at its next pass: a rename wakes it anyway.
+    (void)leave_group_news_locked(state, core::GroupNewsKind::kMovedOut, core::EventReason::kNone, 0, slot.database,
+                                  slot.role, slot.application);
+    (void)leave_group_news_locked(state, core::GroupNewsKind::kMovedIn, core::EventReason::kNone, 0, slot.database,
+                                  slot.role, application);
 }
 
 void read_group_news(SharedState* state) {
-    const std::int64_t span = figure_span_us();
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    read_news_locked(state, span);
-    LWLockRelease(state->lock);
+    const std::int64_t span = span_of_settings();
+    bool more = true;
+    while (more) {
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        follow_span_locked(state, span);
+        more = read_some_news_locked(state);
+        LWLockRelease(state->lock);
+    }
 }
 
 void reset_group_figures_locked(SharedState* state) {
     core::clear_groups(group_table(state));
     state->news_read = state->news_written;
     state->news_lost = 0;
+    state->news_wake_sent = false;
 }
 
 void sample_groups(SharedState* state, TimestampTz now) {
@@ -126,10 +166,11 @@ void sample_groups(SharedState* state, TimestampTz now) {
     }
     pgstat_clear_backend_activity_snapshot();
 
-    const std::int64_t span = figure_span_us();
+    read_group_news(state);
+    const std::int64_t span = span_of_settings();
     auto* visited = static_cast<bool*>(palloc0(sizeof(bool) * Max(state->group_capacity, 1)));
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    read_news_locked(state, span);
+    follow_span_locked(state, span);
     const core::GroupTable table = group_table(state);
     for (int k = 0; k < sampled_count; ++k) {
         core::GroupFigures* group = core::find_or_add_group(table, sampled[k].name, now);

@@ -29,9 +29,11 @@ extern "C" {
 #include "libpq/libpq-be.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 }
 
 namespace connguard::pg {

@@ -70,7 +70,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     core::RuleMetrics* rules = nullptr;
     core::PoolMetrics* pools = nullptr;
     core::AdviceFindingMetrics* findings = nullptr;
-    std::size_t rule_count = 0, pool_count = 0, finding_count = 0;
+    core::AdviceCapMetrics* caps = nullptr;
+    std::size_t rule_count = 0, pool_count = 0, finding_count = 0, cap_count = 0;
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_connguard: SPI_connect failed");
     run("SELECT * FROM connguard.server_status");
@@ -106,7 +107,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         server.advice_news_lost = state->news_lost;
     }
     LWLockRelease(shared_state()->lock);
-    run("SELECT datname, usename, application_name, coalesce(recommended_cap, -1) AS recommended_cap, finding "
+    run("SELECT datname, usename, application_name, finding "
         "FROM connguard.pool_advice, unnest(findings) AS finding ORDER BY datname, usename, application_name, finding");
     finding_count = SPI_processed;
     findings = static_cast<core::AdviceFindingMetrics*>(
@@ -118,7 +119,18 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         f.usename = row.string("usename");
         f.application_name = row.string("application_name");
         f.finding = row.string("finding");
-        f.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap"));
+    }
+    run("SELECT datname, usename, application_name, recommended_cap FROM connguard.pool_advice "
+        "WHERE recommended_cap IS NOT NULL ORDER BY datname, usename, application_name");
+    cap_count = SPI_processed;
+    caps = static_cast<core::AdviceCapMetrics*>(MemoryContextAllocZero(caller, sizeof(core::AdviceCapMetrics) * Max(cap_count, 1)));
+    for (std::size_t i = 0; i < cap_count; ++i) {
+        const SpiRow row{SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller};
+        core::AdviceCapMetrics& c = caps[i];
+        c.datname = row.string("datname");
+        c.usename = row.string("usename");
+        c.application_name = row.string("application_name");
+        c.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap"));
     }
     run("SELECT * FROM connguard.rule_stats");
     rule_count = SPI_processed;
@@ -162,7 +174,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     char* rendered_text = nullptr;
     std::size_t size = 0;
     cpp_call([&] {
-        const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count, findings, finding_count);
+        const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count, findings, finding_count,
+                                                          caps, cap_count);
         rendered_text = static_cast<char*>(std::malloc(rendered.size()));
         if (rendered_text == nullptr && !rendered.empty()) throw std::bad_alloc();
         size = rendered.size();

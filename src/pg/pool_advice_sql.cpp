@@ -5,11 +5,14 @@
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
 #include "pg/settings.h"
+#include "pg/shared_state.h"
 #include "pg/sql_output.h"
 
 extern "C" {
 #include "catalog/pg_type_d.h"
+#include "storage/lwlock.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(connguard_pool_advice);
 }
@@ -46,25 +49,35 @@ core::AdviceThresholds thresholds_now() {
     return t;
 }
 
-int copy_groups(SharedState* state, PlainGroup* groups, TimestampTz now) {
-    const std::int64_t span = figure_span_us();
-    int count = 0;
-    LWLockAcquire(state->lock, LW_SHARED);
-    for (int i = 0; i < state->group_capacity; ++i) {
-        const core::GroupFigures& g = state->groups[i];
-        if (!g.in_use) continue;
-        PlainGroup& to = groups[count++];
-        to.name = g.name;
-        strlcpy(to.rule_name, g.rule_name[0] != '\0' ? g.rule_name : core::kDefaultRuleName, sizeof to.rule_name);
-        if (g.rule_name[0] == '\0') {
-            to.cap = setting_max_connections_per_application > 0 ? setting_max_connections_per_application : -1;
-        } else {
-            const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, g.rule_name);
-            to.cap = rule != nullptr ? rule->max_connections : -1;
-        }
-        to.summary = core::summarize(g, now, span);
+// Summarizes group i into *to; false when the place is free (the caller holds the lock shared).
+bool copy_group_locked(const SharedState* state, int i, std::int64_t span, TimestampTz now, PlainGroup* to_row) {
+    const core::GroupFigures& g = state->groups[i];
+    if (!g.in_use) return false;
+    PlainGroup& to = *to_row;
+    to.name = g.name;
+    strlcpy(to.rule_name, g.rule_name[0] != '\0' ? g.rule_name : core::kDefaultRuleName, sizeof to.rule_name);
+    if (g.rule_name[0] == '\0') {
+        to.cap = setting_max_connections_per_application > 0 ? setting_max_connections_per_application : -1;
+    } else {
+        const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, g.rule_name);
+        to.cap = rule != nullptr ? rule->max_connections : -1;
     }
-    LWLockRelease(state->lock);
+    to.summary = core::summarize(g, now, span);
+    return true;
+}
+
+constexpr int kGroupsPerLock = 64;  // then the lock is let go, so logins wait for at most this many
+
+int copy_groups(SharedState* state, PlainGroup* groups, TimestampTz now) {
+    int count = 0;
+    for (int from = 0; from < state->group_capacity; from += kGroupsPerLock) {
+        LWLockAcquire(state->lock, LW_SHARED);
+        const std::int64_t span = figure_span_locked(state);
+        for (int i = from; i < Min(from + kGroupsPerLock, state->group_capacity); ++i) {
+            if (copy_group_locked(state, i, span, now, &groups[count])) ++count;
+        }
+        LWLockRelease(state->lock);
+    }
     return count;
 }
 

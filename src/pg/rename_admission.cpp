@@ -1,6 +1,7 @@
 #include "pg/rename_admission.h"
 
 #include "pg/cpp_boundary.h"
+#include "pg/group_figures.h"
 #include "pg/group_membership.h"
 #include "pg/settings.h"
 
@@ -32,6 +33,7 @@ RenameDecision decide_rename(SharedState* state, int index, const core::SessionS
                                           index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
         if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its place where it is
+            leave_move_news_locked(state, *shared, new_application);
             core::regroup_slot(shared, &state->slot_tags[index], new_application,
                                decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
         }

@@ -12,6 +12,7 @@
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
 #include "pg/ending_notice.h"
+#include "pg/group_figures.h"
 #include "pg/group_membership.h"
 #include "pg/rename_admission.h"
 #include "pg/session_picture.h"
@@ -109,6 +110,7 @@ void reclassify_sessions(SharedState* state) {
                                        seen.exempt_login, state->slots, state->slot_tags, state->slot_count, index);
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
+            leave_move_news_locked(state, *shared, seen.application);
             core::regroup_slot(shared, &state->slot_tags[index], seen.application, rule_name, decision.counted);
             shared->pooled = decision.pooled;
         }

@@ -143,6 +143,8 @@ struct SharedState {
     std::uint64_t news_written;
     std::uint64_t news_read;      // by the worker
     std::uint64_t news_lost;      // overwritten before the worker read them
+    bool news_wake_sent;          // the ring reached half full and the worker's latch was set since it last read
+    std::int64_t group_span_us;   // the bucket length the figures were made with (the worker sets it)
     core::GroupNews* news;        // [news_capacity], a ring
 };
 

@@ -142,11 +142,36 @@ TEST(GroupFigures, OldBucketsLeaveTheWindowAndTheHour) {
     EXPECT_EQ(two_hours_later.peak_sessions, 30);  // still in the window
     EXPECT_EQ(two_hours_later.peak_sessions_hour, 4);  // not in the last hour
     EXPECT_NEAR(two_hours_later.at_cap_pct, 50.0, 1e-9);
-    add_sample(g, GroupSample{4, 1, 3, false}, kStart + 26 * kSpan, kSpan);
+    // One more sample a day later, in a bucket of its own (the bucket of kStart + 2 spans is
+    // left as it was: only the window leaves it out).
+    add_sample(g, GroupSample{4, 1, 3, false}, kStart + 25 * kSpan, kSpan);
     const GroupSummary next_day = summarize(*g, kStart + 26 * kSpan, kSpan);
     EXPECT_EQ(next_day.peak_sessions, 4);
     EXPECT_EQ(next_day.refused, 0u);
-    EXPECT_EQ(next_day.samples, 1u);  // the bucket of kStart + 2 spans left the window too
+    EXPECT_EQ(next_day.samples, 1u);
+}
+
+TEST(GroupFigures, ANewsOlderThanItsBucketIsDroppedNotWiped) {
+    Table table(1);
+    GroupFigures* g = find_or_add_group(table.view(), group_name("db", "r", "api"), kStart);
+    apply_news(g, news(GroupNewsKind::kRefused, kStart + 24 * kSpan), kSpan);  // same place as kStart's bucket
+    apply_news(g, news(GroupNewsKind::kRefused, kStart), kSpan);               // the clock stepped back a day
+    apply_news(g, news(GroupNewsKind::kRefused, -5 * kSpan), kSpan);            // before 2000
+    EXPECT_EQ(summarize(*g, kStart + 24 * kSpan, kSpan).refused, 1u);
+}
+
+TEST(GroupFigures, ARenameMovesASessionBetweenGroups) {
+    Table table(2);
+    GroupFigures* from = find_or_add_group(table.view(), group_name("db", "r", ""), kStart);
+    GroupFigures* to = find_or_add_group(table.view(), group_name("db", "r", "api"), kStart);
+    apply_news(from, news(GroupNewsKind::kLogin, kStart), kSpan);
+    apply_news(from, news(GroupNewsKind::kMovedOut, kStart + 1), kSpan);
+    apply_news(to, news(GroupNewsKind::kMovedIn, kStart + 1), kSpan);
+    EXPECT_EQ(summarize(*from, kStart + 2, kSpan).sessions_now, 0);
+    EXPECT_EQ(summarize(*from, kStart + 2, kSpan).logins, 1u);  // counted where it logged in
+    EXPECT_EQ(summarize(*to, kStart + 2, kSpan).sessions_now, 1);
+    EXPECT_EQ(summarize(*to, kStart + 2, kSpan).peak_sessions, 1);
+    EXPECT_EQ(summarize(*to, kStart + 2, kSpan).logins, 0u);
 }
 
 TEST(GroupFigures, Bins) {

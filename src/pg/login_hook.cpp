@@ -31,6 +31,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/wait_event.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -89,6 +90,17 @@ double cpu_seconds() {
     return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
+// A full group may have a session ending right now: a client that closed its connection and
+// opened a new one at once (Django with CONN_MAX_AGE = 0, a pool replacing a connection) can
+// log in before the old backend has given its place back. A login that would be refused
+// waits for such a place up to connguard.login_wait, looking again every few milliseconds.
+void wait_for_a_place() {
+    constexpr long kLookAgainMs = 5;
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLookAgainMs, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+}
+
 void release_place(int, Datum) {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
@@ -139,15 +151,21 @@ void admit_or_refuse(Port* port) {
 
     before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
     compute_memberships(state, role, superuser, &memberships);
+    const TimestampTz wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_login_wait_ms);
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
-        if (state->rule_set_version == memberships.version) break;
-        LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
-        compute_memberships(state, role, superuser, &memberships);
+        if (state->rule_set_version != memberships.version) {
+            LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
+            compute_memberships(state, role, superuser, &memberships);
+            continue;
+        }
+        decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
+                                          state->slots, state->slot_tags, state->slot_count);
+        if (decision.verdict != core::Verdict::kReject || GetCurrentTimestamp() >= wait_until) break;
+        LWLockRelease(state->lock);
+        wait_for_a_place();
     }
     clear_ending_notice_locked(state, index);  // one left for an earlier session in this slot
-    decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
-                                      state->slots, state->slot_tags, state->slot_count);
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
     strlcpy(rule_name, decision.rule_index != core::kNoRule ? rule.rule_name : core::kDefaultRuleName, sizeof rule_name);
     if (decision.verdict != core::Verdict::kReject) {

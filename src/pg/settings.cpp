@@ -27,6 +27,7 @@ int setting_history_size = 8640;
 int setting_event_log_size = 1000;
 int setting_max_rules = 256;
 int setting_debug_close_sessions_pause_ms = 0;
+int setting_login_wait_ms = 200;
 int setting_pool_advice_groups = 500;
 int setting_advice_headroom_pct = 25;
 int setting_advice_min_sessions = 5;
@@ -123,6 +124,11 @@ void define_settings() {
                             nullptr);
     DefineCustomIntVariable("connguard.max_rules", "Enabled rules that fit in shared memory.", nullptr,
                             &setting_max_rules, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.login_wait",
+                            "How long a login that finds its group full waits for a place a session ending now "
+                            "gives back before it is refused.",
+                            "0 refuses at once.", &setting_login_wait_ms, 200, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
     DefineCustomIntVariable("connguard.pool_advice_groups",
                             "Application groups (database, role, application_name) whose figures are kept for "
                             "connguard.pool_advice.",

@@ -90,7 +90,8 @@ bool same_group_name(const GroupName& a, const GroupName& b) noexcept {
            std::strcmp(a.application, b.application) == 0;
 }
 
-GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now) noexcept {
+GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now,
+                                Eviction eviction) noexcept {
     if (table.capacity == 0) return nullptr;
     const std::uint32_t tag = group_tag(name);
     // First the compact tags alone: a group found costs no read of the others' figures.
@@ -117,6 +118,7 @@ GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, 
     }
     std::size_t place = free_place;
     if (place == none) {
+        if (oldest_quiet == none && eviction == Eviction::kQuietOnly) return nullptr;
         place = oldest_quiet != none ? oldest_quiet : oldest;
         ++*table.evicted;
     }

@@ -98,10 +98,17 @@ struct GroupTable {
     std::uint64_t* evicted;
 };
 
+// Whether a group with sessions may give its place to a new one: news may (a login is the most
+// recent sign of life there is), a sample may not (with more groups holding sessions than
+// places, every sample would otherwise replace groups and start their figures anew).
+enum class Eviction : std::uint8_t { kAny, kQuietOnly };
+
 // The figures of `name`, added if missing. When the table is full, the group seen least
-// recently among those without a session now gives its place (among all groups when every
-// one has sessions). nullptr only for a table of capacity 0.
-GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now) noexcept;
+// recently among those without a session now gives its place; with Eviction::kAny, among all
+// groups when every one has sessions. nullptr for a table of capacity 0, or a full table of
+// groups with sessions under kQuietOnly.
+GroupFigures* find_or_add_group(const GroupTable& table, const GroupName& name, std::int64_t now,
+                                Eviction eviction = Eviction::kAny) noexcept;
 
 // Forgets every group (connguard.reset_stats); the eviction count restarts from 0.
 void clear_groups(const GroupTable& table) noexcept;

@@ -52,10 +52,24 @@ void follow_span_locked(SharedState* state, std::int64_t span) {
     state->group_span_us = span;
 }
 
+// One session at a tick: its group's tag, its place in the picture and its state.
+struct SeenSession {
+    std::uint32_t tag;
+    int place;
+    core::SessionState state;
+};
+
+// Orders places by database, role and application name.
+int compare_names(const core::SessionSlot& a, const core::SessionSlot& b) {
+    int c = strcmp(a.database, b.database);
+    if (c == 0) c = strcmp(a.role, b.role);
+    if (c == 0) c = strcmp(a.application, b.application);
+    return c;
+}
+
 // One group's sessions at a tick, gathered before the lock is taken.
 struct SampledGroup {
     core::GroupName name;
-    std::uint32_t tag;
     char rule_name[core::kMaxRuleNameBytes + 1];
     core::GroupSample sample;
 };
@@ -132,39 +146,46 @@ void sample_groups(SharedState* state, TimestampTz now) {
         std::copy(computed.begin(), computed.end(), sizes);
     });
 
-    auto* sampled = static_cast<SampledGroup*>(palloc(sizeof(SampledGroup) * Max(picture->placed, 1)));
-    int sampled_count = 0;
+    // Each session with its group's tag and state, then sorted so that a group's sessions
+    // come together (one pass, however many groups).
+    const int capacity = Max(picture->placed, 1);
+    auto* seen = static_cast<SeenSession*>(palloc(sizeof(SeenSession) * capacity));
+    int seen_count = 0;
     const int backends = pgstat_fetch_stat_numbackends();
-    for (int i = 1; i <= backends; ++i) {
+    for (int i = 1; i <= backends && seen_count < capacity; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
         if (entry == nullptr || entry->backendStatus.st_backendType != B_BACKEND) continue;
         const int place = place_of(*picture, entry->backendStatus.st_procpid);
         if (place < 0) continue;
         const core::SessionSlot& slot = picture->slots[place];
-        const core::GroupName name = core::group_name(slot.database, slot.role, slot.application);
-        const std::uint32_t tag = core::group_tag(name);
-        int k = 0;
-        while (k < sampled_count && !(sampled[k].tag == tag && core::same_group_name(sampled[k].name, name))) ++k;
-        if (k == sampled_count && sampled_count < Max(picture->placed, 1)) {
-            sampled[k].name = name;
-            sampled[k].tag = tag;
-            strlcpy(sampled[k].rule_name, slot.rule_name, sizeof sampled[k].rule_name);
-            sampled[k].sample = core::GroupSample{};
-            ++sampled_count;
-        } else if (k == sampled_count) {
-            continue;
-        }
-        core::GroupSample& sample = sampled[k].sample;
-        ++sample.sessions;
-        switch (snapshot_of(entry->backendStatus).state) {
-            case core::SessionState::kActive: ++sample.active; break;
-            case core::SessionState::kIdle: ++sample.idle; break;
-            default: break;
-        }
-        const std::int32_t cap = cap_of(*picture, slot);
-        if (slot.counted && cap >= 0 && sizes[place] >= cap) sample.at_cap = true;
+        seen[seen_count++] = SeenSession{core::group_tag(core::group_name(slot.database, slot.role, slot.application)),
+                                         place, snapshot_of(entry->backendStatus).state};
     }
     pgstat_clear_backend_activity_snapshot();
+    const core::SessionSlot* slots = picture->slots;
+    cpp_call([&] {
+        std::sort(seen, seen + seen_count, [slots](const SeenSession& a, const SeenSession& b) {
+            return a.tag != b.tag ? a.tag < b.tag : compare_names(slots[a.place], slots[b.place]) < 0;
+        });
+    });
+
+    auto* sampled = static_cast<SampledGroup*>(palloc(sizeof(SampledGroup) * capacity));
+    int sampled_count = 0;
+    for (int i = 0; i < seen_count; ++i) {
+        const core::SessionSlot& slot = slots[seen[i].place];
+        if (i == 0 || seen[i].tag != seen[i - 1].tag || compare_names(slot, slots[seen[i - 1].place]) != 0) {
+            SampledGroup& group = sampled[sampled_count++];
+            group.name = core::group_name(slot.database, slot.role, slot.application);
+            strlcpy(group.rule_name, slot.rule_name, sizeof group.rule_name);
+            group.sample = core::GroupSample{};
+        }
+        core::GroupSample& sample = sampled[sampled_count - 1].sample;
+        ++sample.sessions;
+        if (seen[i].state == core::SessionState::kActive) ++sample.active;
+        if (seen[i].state == core::SessionState::kIdle) ++sample.idle;
+        const std::int32_t cap = cap_of(*picture, slot);
+        if (slot.counted && cap >= 0 && sizes[seen[i].place] >= cap) sample.at_cap = true;
+    }
 
     read_group_news(state);
     const std::int64_t span = span_of_settings();
@@ -173,7 +194,7 @@ void sample_groups(SharedState* state, TimestampTz now) {
     follow_span_locked(state, span);
     const core::GroupTable table = group_table(state);
     for (int k = 0; k < sampled_count; ++k) {
-        core::GroupFigures* group = core::find_or_add_group(table, sampled[k].name, now);
+        core::GroupFigures* group = core::find_or_add_group(table, sampled[k].name, now, core::Eviction::kQuietOnly);
         if (group == nullptr) continue;
         core::add_sample(group, sampled[k].sample, now, span);
         strlcpy(group->rule_name, sampled[k].rule_name, sizeof group->rule_name);
@@ -185,6 +206,7 @@ void sample_groups(SharedState* state, TimestampTz now) {
     LWLockRelease(state->lock);
     pfree(visited);
     pfree(sampled);
+    pfree(seen);
     pfree(sizes);
 }
 

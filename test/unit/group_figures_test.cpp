@@ -67,6 +67,13 @@ TEST(GroupFigures, TheGroupSeenLeastRecentlyGivesItsPlace) {
     // "new" was seen later than "busy", but "busy" has sessions now: "new" gives its place
     EXPECT_EQ(find_or_add_group(table.view(), group_name("db", "r", "newer"), kStart + 22 * kSecond), fresh);
     EXPECT_EQ(table.evicted, 2u);
+    // Both places hold sessions now: a sample finds no place, news take the least recent one.
+    add_sample(fresh, GroupSample{1, 0, 1, false}, kStart + 23 * kSecond, kSpan);
+    EXPECT_EQ(find_or_add_group(table.view(), group_name("db", "r", "late"), kStart + 24 * kSecond, Eviction::kQuietOnly),
+              nullptr);
+    EXPECT_EQ(table.evicted, 2u);
+    EXPECT_EQ(find_or_add_group(table.view(), group_name("db", "r", "late"), kStart + 24 * kSecond), busy);
+    EXPECT_EQ(table.evicted, 3u);
     clear_groups(table.view());
     EXPECT_EQ(table.evicted, 0u);
     EXPECT_FALSE(table.groups[0].in_use || table.groups[1].in_use);

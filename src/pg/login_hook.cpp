@@ -93,12 +93,14 @@ double cpu_seconds() {
 // A full group may have a session ending right now: a client that closed its connection and
 // opened a new one at once (Django with CONN_MAX_AGE = 0, a pool replacing a connection) can
 // log in before the old backend has given its place back. A login that would be refused
-// waits for such a place up to connguard.login_wait, looking again every few milliseconds.
-void wait_for_a_place() {
-    constexpr long kLookAgainMs = 5;
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLookAgainMs, PG_WAIT_EXTENSION);
+// waits for such a place up to connguard.login_wait, looking again after 5 ms, then 10, 20,
+// 40 and every 50 ms: a place freed by an ending session is found within milliseconds, and
+// a storm of logins against a full group wakes a handful of times each, not 200 times.
+void wait_for_a_place(long* step_ms) {
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, *step_ms, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
+    *step_ms = Min(*step_ms * 2, 50L);
 }
 
 void release_place(int, Datum) {
@@ -152,6 +154,7 @@ void admit_or_refuse(Port* port) {
     before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
     compute_memberships(state, role, superuser, &memberships);
     const TimestampTz wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_login_wait_ms);
+    long wait_step_ms = 5;
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         if (state->rule_set_version != memberships.version) {
@@ -163,7 +166,7 @@ void admit_or_refuse(Port* port) {
                                           state->slots, state->slot_tags, state->slot_count);
         if (decision.verdict != core::Verdict::kReject || GetCurrentTimestamp() >= wait_until) break;
         LWLockRelease(state->lock);
-        wait_for_a_place();
+        wait_for_a_place(&wait_step_ms);
     }
     clear_ending_notice_locked(state, index);  // one left for an earlier session in this slot
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];

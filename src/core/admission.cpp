@@ -98,7 +98,8 @@ SlotTags tags_of(const SessionSlot& slot) noexcept {
 AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* sieves, std::size_t rule_count,
                                    const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
-                                   const SlotTags* tags, std::size_t slot_count, std::size_t self) noexcept {
+                                   const SlotTags* tags, std::size_t slot_count, std::size_t self,
+                                   std::size_t self_kept) noexcept {
     AdmissionDecision decision;
     decision.rule_index = classify(rules, sieves, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
@@ -120,7 +121,7 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
     }
     const SlotTags wanted = tags_for(session, rule_name);
     for (std::size_t i = 0; i < slot_count; ++i) {
-        if (i == self || !may_share_group(tags[i], wanted, CapPer::kRule)) continue;
+        if (i == self || i == self_kept || !may_share_group(tags[i], wanted, CapPer::kRule)) continue;
         if (!same_group(slots[i], rule_name, CapPer::kRule, session)) continue;
         ++decision.rule_sessions;
         const bool same = may_share_group(tags[i], wanted, decision.cap_per) &&
@@ -150,6 +151,26 @@ void fill_slot(SessionSlot* slot, SlotTags* tags, const SessionKey& session, con
 void release_slot(SessionSlot* slot, SlotTags* tags) noexcept {
     slot->in_use = false;
     *tags = tags_of(*slot);
+}
+
+bool same_place(const SessionSlot& a, const SessionSlot& b, const CompiledRule* rules, std::size_t rule_count) noexcept {
+    if (!a.in_use || !b.in_use || a.counted != b.counted || std::strcmp(a.rule_name, b.rule_name) != 0) return false;
+    if (!a.counted) return true;  // uncounted places take nothing from any group
+    const CompiledRule* rule = rule_named(rules, rule_count, a.rule_name);
+    const CapPer cap_per = rule != nullptr ? rule->cap_per : CapPer::kApplication;
+    return same_group(b, a.rule_name, cap_per, key_of(a, a.application));
+}
+
+void keep_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags) noexcept {
+    if (kept->in_use) return;
+    *kept = own;
+    *kept_tags = tags_of(*kept);
+}
+
+Settle settle_places(const SessionSlot& own, const SessionSlot& kept, std::string_view final_name) noexcept {
+    if (name_equals(own.application, final_name)) return Settle::kOwn;
+    if (kept.in_use && name_equals(kept.application, final_name)) return Settle::kKept;
+    return Settle::kDecide;
 }
 
 const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept {

@@ -24,6 +24,8 @@ struct SessionSlot {
     bool exempt_login;  // superuser or exempt role at login: never refused, whatever it renames to
     bool superuser;     // the login role is a superuser (exempt while connguard.exempt_superusers is on)
     bool pooled;        // under a pooler rule: keeps its rule and group when renamed
+    bool settling;      // its application_name changed without a check inside a transaction:
+                        // it settles its place itself when the transaction ends (settle_places)
     std::int32_t pid;
     std::uint32_t role_id;  // the login role's OID, for "+group" rules when reclassified
     char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
@@ -80,13 +82,15 @@ inline constexpr std::size_t kNewSession = static_cast<std::size_t>(-1);
 // `exempt_session`: superuser or exempt role, as the caller determined. `self` is the
 // slot of a session already admitted that is being re-decided (it renamed itself): its
 // own place is left out of the count, so when its new group is full it is the session
-// refused, never one of those already there. kNewSession for a login.
+// refused, never one of those already there. kNewSession for a login. `self_kept` is the
+// place the same session keeps under the name a rollback would restore (see keep_place),
+// also left out: a session counts once in any group, whichever of its names is final.
 // `sieves` holds the sieves of `rules` (see classify), `tags` the tags of `slots`, as above.
 AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* sieves, std::size_t rule_count,
                                    const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
                                    const SlotTags* tags, std::size_t slot_count,
-                                   std::size_t self = kNewSession) noexcept;
+                                   std::size_t self = kNewSession, std::size_t self_kept = kNewSession) noexcept;
 
 // True when slot and session are in the same group of `rule_name` for `cap_per`.
 bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept;
@@ -108,6 +112,27 @@ SessionKey key_of(const SessionSlot& slot, std::string_view application) noexcep
 // application name, rule and whether it counts change.
 void regroup_slot(SessionSlot* slot, SlotTags* tags, std::string_view application, const char* rule_name,
                   bool counted) noexcept;
+
+// True when two places in use count toward the same cap group (under the cap_per of the
+// rule they are under, per application for the defaults).
+bool same_place(const SessionSlot& a, const SessionSlot& b, const CompiledRule* rules, std::size_t rule_count) noexcept;
+
+// A rename not yet kept by PostgreSQL (SET application_name inside a transaction, or a
+// statement's implicit one): before the session's own place moves to the new name, it
+// keeps a copy of it, so the name a rollback restores still has its place. A kept place
+// already in use stays as it is (it is the name from before the transaction).
+void keep_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags) noexcept;
+
+// What the end of the transaction does with a session's places, once PostgreSQL has
+// settled on its application_name `final_name`.
+enum class Settle : std::uint8_t {
+    kOwn,     // the final name is the one its own place is under: the kept place goes
+    kKept,    // the final name is the kept place's (a rollback, SET LOCAL, a function's SET
+              // clause at its exit): its own place goes back to where the kept one is
+    kDecide,  // a name neither place is under (RESET, DISCARD ALL, a name set in a rolled-back
+              // savepoint's parent): decided like a rename, and taken even into a full group
+};
+Settle settle_places(const SessionSlot& own, const SessionSlot& kept, std::string_view final_name) noexcept;
 
 // For every slot in use: how many counted sessions share its cap group (under its rule's
 // cap_per, or per application for the defaults). One pass, for the views.

@@ -116,6 +116,11 @@ void release_place(int, Datum) {
         core::release_slot(&state->slots[index], &state->slot_tags[index]);
         ++state->total_disconnects;
     }
+    const int kept_index = state->slot_count + index;
+    if (state->slots[kept_index].in_use && state->slots[kept_index].pid == MyProcPid) {
+        core::release_slot(&state->slots[kept_index], &state->slot_tags[kept_index]);  // it ended mid-transaction
+        --state->kept_count;
+    }
     LWLockRelease(state->lock);
     if (wake != nullptr) SetLatch(wake);
 }
@@ -163,7 +168,7 @@ void admit_or_refuse(Port* port) {
             continue;
         }
         decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
-                                          state->slots, state->slot_tags, state->slot_count);
+                                          state->slots, state->slot_tags, counted_places_locked(state));
         if (decision.verdict != core::Verdict::kReject || GetCurrentTimestamp() >= wait_until) break;
         LWLockRelease(state->lock);
         wait_for_a_place(&wait_step_ms);

@@ -4,7 +4,9 @@
 #include "pg/postgres_includes.h"
 #include "pg/ending_notice.h"
 #include "pg/login_hook.h"
+#include "pg/removal_watch.h"
 #include "pg/rename_check.h"
+#include "pg/rename_keeping.h"
 #include "pg/rename_notice.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -34,5 +36,7 @@ extern "C" void _PG_init(void) {
     connguard::pg::install_login_hook();
     connguard::pg::install_rename_notice();
     connguard::pg::install_rename_check();
+    connguard::pg::install_rename_keeping();
     connguard::pg::install_ending_words();
+    connguard::pg::install_removal_watch();
 }

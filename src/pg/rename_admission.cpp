@@ -7,35 +7,50 @@
 
 namespace connguard::pg {
 
-RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
+RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application,
+                             RenameKind kind, Memberships* memberships) {
     RenameDecision result;
-    Memberships memberships;
     core::SessionKey session = core::key_of(seen, new_application);
     session.is_member_of = is_member_of_group;
-    session.context = &memberships;
+    session.context = memberships;
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
     core::AdmissionDecision decision;
     core::CompiledRule rule{};
 
-    compute_memberships(state, seen.role_id, seen.superuser, &memberships);
     for (;;) {
+        LWLockAcquire(state->lock, LW_SHARED);
+        const bool current = state->rule_set_version == memberships->version && memberships->version != 0;
+        LWLockRelease(state->lock);
+        if (!current) compute_memberships(state, seen.role_id, seen.superuser, memberships);
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
-        if (state->rule_set_version == memberships.version) break;
+        if (state->rule_set_version == memberships->version) break;
         LWLockRelease(state->lock);  // the rules changed meanwhile: memberships again
-        compute_memberships(state, seen.role_id, seen.superuser, &memberships);
     }
     core::SessionSlot* shared = &state->slots[index];
+    const int kept_index = state->slot_count + index;
+    core::SessionSlot* kept = &state->slots[kept_index];
     // A pooler's server connection keeps its rule and group: its new name is the next client's.
-    if (shared->in_use && shared->pid == seen.pid && !shared->pooled) {
+    // A session settling a name PostgreSQL restored is left to itself (the backstop never ends it).
+    if (shared->in_use && shared->pid == seen.pid && !shared->pooled &&
+        (kind == RenameKind::kAtSet || !shared->settling)) {
         result.decided = true;
         decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
-                                          shared->exempt_login, state->slots, state->slot_tags, state->slot_count,
-                                          index);
+                                          shared->exempt_login, state->slots, state->slot_tags,
+                                          counted_places_locked(state), index, kept_index);
         if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
         if (decision.verdict != core::Verdict::kReject) {  // refused: it keeps its place where it is
+            if (kind == RenameKind::kAtSet && !kept->in_use) {
+                core::keep_place(*shared, kept, &state->slot_tags[kept_index]);
+                ++state->kept_count;
+            }
             leave_move_news_locked(state, *shared, new_application);
             core::regroup_slot(shared, &state->slot_tags[index], new_application,
                                decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
+            // Both names count in one group (or the name is back where it was): nothing to keep.
+            if (kept->in_use && core::same_place(*shared, *kept, state->rules, state->rule_count)) {
+                core::release_slot(kept, &state->slot_tags[kept_index]);
+                --state->kept_count;
+            }
         }
     }
     LWLockRelease(state->lock);
@@ -48,7 +63,6 @@ RenameDecision decide_rename(SharedState* state, int index, const core::SessionS
             copy_text(core::rejection_detail(decision, matched), result.detail, sizeof result.detail);
         });
     }
-    free_memberships(&memberships);
     return result;
 }
 

@@ -5,6 +5,7 @@
 // logins run at once. Used by the check hook at SET time and by the worker's backstop.
 #pragma once
 
+#include "pg/group_membership.h"
 #include "pg/shared_state.h"
 
 namespace connguard::pg {
@@ -17,7 +18,15 @@ struct RenameDecision {
     char detail[192] = "";   // 'rule "etl-cap" allows 10 connections per application; 10 are in use'
 };
 
-// Needs a transaction (role memberships of "+group" rules). `seen` is a copy of the slot.
-RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application);
+enum class RenameKind {
+    kAtSet,     // the session's own SET, not kept until its transaction ends: the old place is
+                // kept beside the new one (see rename_keeping.h)
+    kBackstop,  // the worker, for a name the session has now
+};
+
+// Needs a transaction (role memberships of "+group" rules), computed into `memberships`
+// (owned by the caller; recomputed when the rules changed). `seen` is a copy of the slot.
+RenameDecision decide_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application,
+                             RenameKind kind, Memberships* memberships);
 
 }  // namespace connguard::pg

@@ -2,6 +2,7 @@
 
 #include "pg/activity.h"
 #include "pg/rename_admission.h"
+#include "pg/rename_keeping.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -60,13 +61,17 @@ bool refuse(SharedState* state, const core::SessionSlot& seen, const char* wante
 // Not decided here: the client's own start-up values (source "client": the login hook
 // decided on the name they give, and they may pass through other values on the way, an
 // options -c first and the application_name parameter after it); a value being tested
-// (ALTER ROLE ... SET, ALTER SYSTEM); one set outside a transaction (a configuration reload:
-// no catalog access for "+group" rules). Those, and a name restored without a check (RESET,
-// a rolled-back SET, a function's SET clause at its exit), are left to the worker's backstop.
+// (ALTER ROLE ... SET); a configuration file's value (ALTER SYSTEM validates with source
+// "file", and so does reading pg_file_settings: neither renames the session that runs it);
+// one set outside a transaction (a configuration reload: no catalog access for "+group"
+// rules), left to the worker's backstop. A name PostgreSQL restores without a check (RESET, a
+// rolled-back SET, a function's SET clause at its exit) is settled by the session itself at
+// its transaction's end (rename_keeping).
 bool check_application_name(char** newval, void** extra, GucSource source) {
     if (original_check != nullptr && !original_check(newval, extra, source)) return false;
     SharedState* state = shared_state();
     if (state == nullptr || *newval == nullptr || source == PGC_S_TEST || source == PGC_S_CLIENT ||
+        source <= PGC_S_ARGV ||
         !IsUnderPostmaster || MyProc == nullptr || !IsTransactionState() || !setting_enabled) {
         return true;
     }
@@ -80,7 +85,8 @@ bool check_application_name(char** newval, void** extra, GucSource source) {
     strlcpy(wanted, *newval, sizeof wanted);
     if (strcmp(wanted, seen.application) == 0) return true;
 
-    const RenameDecision decided = decide_rename(state, index, seen, wanted);
+    const RenameDecision decided = decide_rename(state, index, seen, wanted, RenameKind::kAtSet, rename_memberships());
+    if (decided.decided && decided.verdict != core::Verdict::kReject) settle_at_transaction_end();
     if (!decided.decided || decided.verdict == core::Verdict::kAdmit) return true;
     return refuse(state, seen, wanted, decided);
 }

@@ -1,8 +1,10 @@
 #include "pg/rename_notice.h"
 
+#include "pg/rename_keeping.h"
 #include "pg/shared_state.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -14,9 +16,11 @@ namespace {
 GucStringAssignHook original_assign = nullptr;
 
 // Runs inside the session whose application_name was just assigned. Assign hooks must
-// not fail: it only compares the new name with its own place (under the shared lock, as
-// the worker rewrites a place's name under the exclusive one) and, on a real change,
-// raises a flag and, if the flag was down, sets the worker's latch.
+// not fail. A name that one of its places is under is nothing new: the check hook moved its
+// place there at the SET, or PostgreSQL restored the name of the place it keeps. Any other name
+// was set without a check: inside a transaction (RESET, DISCARD ALL) the session marks itself
+// settling and settles when the transaction ends (rename_keeping); outside one (a configuration
+// reload) it raises a flag and, if the flag was down, sets the worker's latch.
 void on_application_name_assigned(const char* newval, void* extra) {
     if (original_assign != nullptr) original_assign(newval, extra);
     SharedState* state = shared_state();
@@ -25,13 +29,24 @@ void on_application_name_assigned(const char* newval, void* extra) {
     if (index < 0 || index >= state->slot_count) return;
     LWLockAcquire(state->lock, LW_SHARED);
     const core::SessionSlot& own = state->slots[index];
-    const bool renamed =
-        own.in_use && own.pid == MyProcPid && !own.pooled && strncmp(own.application, newval, core::kMaxNameBytes) != 0;
+    const core::SessionSlot& kept = state->slots[state->slot_count + index];
+    const bool renamed = own.in_use && own.pid == MyProcPid && !own.pooled &&
+                         strncmp(own.application, newval, core::kMaxNameBytes) != 0 &&
+                         !(kept.in_use && strncmp(kept.application, newval, core::kMaxNameBytes) == 0);
     Latch* latch = state->worker_latch;
     LWLockRelease(state->lock);
+    if (!renamed) return;
+    if (IsTransactionState()) {
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        core::SessionSlot* shared = &state->slots[index];
+        if (shared->in_use && shared->pid == MyProcPid) shared->settling = true;
+        LWLockRelease(state->lock);
+        settle_at_transaction_end();
+        return;
+    }
     // Only the first rename since the worker's last look wakes it: a session renaming itself
     // thousands of times a second costs the worker one look per pass, not one per rename.
-    if (!renamed || pg_atomic_exchange_u32(&state->rename_pending, 1) != 0) return;
+    if (pg_atomic_exchange_u32(&state->rename_pending, 1) != 0) return;
     if (latch != nullptr) SetLatch(latch);
 }
 

@@ -10,7 +10,10 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -35,9 +38,34 @@ void log_failure(SharedState* state, std::uint64_t generation, const char* why) 
                             static_cast<unsigned long long>(version), count)));
 }
 
+// For tests (connguard.debug_loader_pause): the first loader to get here waits.
+void debug_pause_before_publishing(SharedState* state) {
+    if (setting_debug_loader_pause_ms <= 0 || pg_atomic_exchange_u32(&state->loader_paused, 1) != 0) return;
+    const TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_debug_loader_pause_ms);
+    for (;;) {
+        const long left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+        if (left_ms <= 0) break;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+constexpr const char* kExtensionQuery = "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_connguard'";
+
 // Reads and compiles the table inside the current transaction. Returns the number of
-// rules published, or -1 after recording why nothing was.
+// rules published, -1 after recording why nothing was, or -2 when a newer rule set was
+// published meanwhile.
 int read_compile_publish(SharedState* state, std::uint64_t generation) {
+    // The extension removed from this database means no rules, not the last ones kept.
+    if (SPI_execute(kExtensionQuery, true, 1) != SPI_OK_SELECT) {
+        ereport(ERROR, (errmsg("could not run \"%s\"", kExtensionQuery)));
+    }
+    if (SPI_processed == 0) {
+        char why[kLoadErrorBytes];
+        snprintf(why, sizeof why, "the extension pg_connguard is not installed in database \"%s\"", setting_database);
+        return publish_no_rules(state, generation, why) ? 0 : -2;
+    }
     if (SPI_execute(kRulesQuery, true, 0) != SPI_OK_SELECT) {
         ereport(ERROR, (errmsg("could not run \"%s\"", kRulesQuery)));
     }
@@ -65,8 +93,14 @@ int read_compile_publish(SharedState* state, std::uint64_t generation) {
         log_failure(state, generation, error);
         return -1;
     }
-    publish_rules(state, generation, compiled, count);
-    save_rule_file(compiled, count);
+    debug_pause_before_publishing(state);
+    if (!publish_rules(state, generation, compiled, count, nullptr)) {
+        ereport(LOG, (errmsg("pg_connguard: not publishing the rules read for reload request %llu: a newer rule set "
+                             "is in force",
+                             static_cast<unsigned long long>(generation))));
+        return -2;
+    }
+    save_rule_file(state, generation, compiled, count);
     return count;
 }
 
@@ -86,7 +120,7 @@ void load_rules(SharedState* state, std::uint64_t generation) {
         SPI_finish();
         PopActiveSnapshot();
         CommitTransactionCommand();
-        if (count >= 0) {
+        if (count >= 0 && !no_rules_in_force(state)) {  // -2: a newer rule set is in force; it was logged
             char detail[128];
             snprintf(detail, sizeof detail, "%d rules loaded from database \"%s\"", count, setting_database);
             record_rules_event(state, core::EventKind::kRulesLoaded, detail);
@@ -113,6 +147,36 @@ void load_rules(SharedState* state, std::uint64_t generation) {
 }
 
 }  // namespace
+
+bool publish_no_rules(SharedState* state, std::uint64_t generation, const char* why) {
+    LWLockAcquire(state->lock, LW_SHARED);
+    const bool already = state->rule_count == 0 && strcmp(state->no_rules_reason, why) == 0;
+    LWLockRelease(state->lock);
+    if (!publish_rules(state, generation, nullptr, 0, why)) return false;
+    if (already) return true;  // said and saved when it began
+    save_rule_file(state, generation, nullptr, 0);
+    char detail[kLoadErrorBytes + 32];
+    snprintf(detail, sizeof detail, "no rules in force: %s", why);
+    record_rules_event(state, core::EventKind::kRulesError, detail);
+    ereport(LOG, (errmsg("pg_connguard: no rules in force: %s", why),
+                  errhint("Create the extension in database \"%s\" (connguard.database) to enforce rules again.",
+                          setting_database)));
+    return true;
+}
+
+bool no_rules_in_force(SharedState* state) {
+    LWLockAcquire(state->lock, LW_SHARED);
+    const bool none = state->no_rules_reason[0] != '\0';
+    LWLockRelease(state->lock);
+    return none;
+}
+
+bool database_exists(const char* name) {
+    StartTransactionCommand();
+    const bool exists = OidIsValid(get_database_oid(name, true));
+    CommitTransactionCommand();
+    return exists;
+}
 
 BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation, bool report_failure) {
     BackgroundWorker worker;

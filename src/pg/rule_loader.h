@@ -3,7 +3,7 @@
 // in shared memory. Any failure is recorded and logged; the last good rules stay.
 #pragma once
 
-#include "pg/postgres_includes.h"
+#include "pg/shared_state.h"
 
 extern "C" {
 #include "postmaster/bgworker.h"
@@ -15,5 +15,16 @@ namespace connguard::pg {
 // stops. Returns nullptr if it cannot be started (no free background worker slot), after
 // recording and logging why when report_failure is set.
 BackgroundWorkerHandle* start_rule_loader(std::uint64_t generation, bool report_failure);
+
+// connguard.database is gone or has no pg_connguard: no rule is in force, now and after a
+// restart (the rule file is emptied), and health() says why. Logged and recorded as a
+// rules_error event. False when a newer rule set was published meanwhile.
+bool publish_no_rules(SharedState* state, std::uint64_t generation, const char* why);
+
+// Whether the rules in force are "none, because ..." (publish_no_rules).
+bool no_rules_in_force(SharedState* state);
+
+// Needs no database connection (pg_database is a shared catalog); runs its own transaction.
+bool database_exists(const char* name);
 
 }  // namespace connguard::pg

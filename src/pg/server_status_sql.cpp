@@ -95,9 +95,14 @@ extern "C" Datum connguard_health(PG_FUNCTION_ARGS) {
     const Utilization u = utilization_now();
     char finding[384] = "";
     capacity_finding_now(state, finding, sizeof finding);
-    char message[512] = "";
+    char no_rules[kLoadErrorBytes];
+    LWLockAcquire(state->lock, LW_SHARED);
+    strlcpy(no_rules, state->no_rules_reason, sizeof no_rules);
+    LWLockRelease(state->lock);
+    char message[1024] = "";
     cpp_call([&] {
         std::string text = core::health_message(u.counts.total, u.usable, u.pct);
+        if (no_rules[0] != '\0') text += std::string("; no rules in force: ") + no_rules;
         if (finding[0] != '\0') text += std::string("; ") + finding;
         copy_text(text, message, sizeof message);
     });

@@ -57,9 +57,12 @@ bool any_cap_configured(SharedState* state) {
 }
 
 void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
+    Memberships memberships;
     StartTransactionCommand();  // for the role lookups of "+group" rules
-    const RenameDecision decided = decide_rename(state, index, seen, new_application);
+    const RenameDecision decided =
+        decide_rename(state, index, seen, new_application, RenameKind::kBackstop, &memberships);
     CommitTransactionCommand();
+    free_memberships(&memberships);
     if (!decided.decided || decided.verdict == core::Verdict::kAdmit) return;
 
     const core::SessionKey session = core::key_of(seen, new_application);
@@ -105,14 +108,33 @@ void reclassify_sessions(SharedState* state) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         core::SessionSlot* shared = &state->slots[index];
         if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
-            const core::AdmissionDecision decision =
-                core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
-                                       seen.exempt_login, state->slots, state->slot_tags, state->slot_count, index);
+            const int kept_index = state->slot_count + index;
+            const core::AdmissionDecision decision = core::decide_admission(
+                state->rules, state->rule_sieves, state->rule_count, policy, session, seen.exempt_login, state->slots,
+                state->slot_tags, counted_places_locked(state), index, kept_index);
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             leave_move_news_locked(state, *shared, seen.application);
             core::regroup_slot(shared, &state->slot_tags[index], seen.application, rule_name, decision.counted);
             shared->pooled = decision.pooled;
+            // The place it keeps for a name a rollback would restore follows the rules too.
+            core::SessionSlot* kept = &state->slots[kept_index];
+            if (kept->in_use && kept->pid == seen.pid) {
+                const core::SessionKey kept_key = [&] {
+                    core::SessionKey key = core::key_of(*kept, kept->application);
+                    key.is_member_of = is_member_of_group;
+                    key.context = &memberships;
+                    return key;
+                }();
+                const core::AdmissionDecision kept_decision = core::decide_admission(
+                    state->rules, state->rule_sieves, state->rule_count, policy, kept_key, seen.exempt_login,
+                    state->slots, state->slot_tags, counted_places_locked(state), index, kept_index);
+                core::regroup_slot(kept, &state->slot_tags[kept_index], kept->application,
+                                   kept_decision.rule_index != core::kNoRule
+                                       ? state->rules[kept_decision.rule_index].rule_name
+                                       : "",
+                                   kept_decision.counted);
+            }
         }
         LWLockRelease(state->lock);
     }

@@ -27,6 +27,7 @@ int setting_history_size = 8640;
 int setting_event_log_size = 1000;
 int setting_max_rules = 256;
 int setting_debug_close_sessions_pause_ms = 0;
+int setting_debug_loader_pause_ms = 0;
 int setting_login_wait_ms = 200;
 int setting_pool_advice_groups = 500;
 int setting_advice_headroom_pct = 25;
@@ -164,6 +165,14 @@ void define_settings() {
     DefineCustomIntVariable("connguard.debug_close_sessions_pause",
                             "Pause of close_sessions() between listing sessions and ending them (tests only).", nullptr,
                             &setting_debug_close_sessions_pause_ms, 0, 0, 60000, PGC_SUSET,
+                            GUC_UNIT_MS | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+    // For tests only: the first rules loader after it is set waits this long between reading
+    // the rules and publishing them, so that a test can restart the worker meanwhile and see
+    // that a newer rule set is never replaced by this older one. Set in the configuration file
+    // (a session cannot set it); hidden from SHOW ALL and the sample file.
+    DefineCustomIntVariable("connguard.debug_loader_pause",
+                            "Pause of the first rules loader between reading and publishing (tests only).", nullptr,
+                            &setting_debug_loader_pause_ms, 0, 0, 60000, PGC_SIGHUP,
                             GUC_UNIT_MS | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("connguard");
 }

@@ -23,6 +23,7 @@ extern int setting_history_size;
 extern int setting_event_log_size;
 extern int setting_max_rules;
 extern int setting_debug_close_sessions_pause_ms;
+extern int setting_debug_loader_pause_ms;
 extern int setting_login_wait_ms;
 extern int setting_pool_advice_groups;
 extern int setting_advice_headroom_pct;

@@ -18,7 +18,8 @@ SharedState* attached = nullptr;
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
-// Header, then the arrays, each MAXALIGNed. Sizes come from restart-only settings and
+// Header, then the arrays, each MAXALIGNed. Slots and slot tags hold two places per backend:
+// its own, then (from MaxBackends on) the place it keeps while a rename is not yet kept. Sizes come from restart-only settings and
 // MaxBackends, so they are fixed for the life of the server. What every login reads (the
 // header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
@@ -34,13 +35,13 @@ Layout shared_layout() {
     layout.rule_sieves = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::RuleSieve))));
     layout.slot_tags = offset;
-    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SlotTags))));
+    offset = add_size(offset, MAXALIGN(mul_size(2 * MaxBackends, sizeof(core::SlotTags))));
     layout.counters = offset;
     offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
     layout.rules = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::CompiledRule))));
     layout.slots = offset;
-    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::SessionSlot))));
+    offset = add_size(offset, MAXALIGN(mul_size(2 * MaxBackends, sizeof(core::SessionSlot))));
     layout.endings = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(EndingNotice))));
     layout.events = offset;
@@ -95,6 +96,7 @@ void attach_shared_memory() {
         state->lock = &state->lock_storage.lock;
         pg_atomic_init_u64(&state->reload_requested, 0);
         pg_atomic_init_u32(&state->rename_pending, 0);
+        pg_atomic_init_u32(&state->loader_paused, 0);
         state->rule_capacity = setting_max_rules;
         state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
         state->rule_sieves = reinterpret_cast<core::RuleSieve*>(base + layout.rule_sieves);
@@ -168,13 +170,21 @@ std::uint64_t request_rule_reload(SharedState* state) {
     return generation;
 }
 
-void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count) {
+bool publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count,
+                   const char* no_rules_reason) {
     const TimestampTz now = GetCurrentTimestamp();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
-    install_rules_locked(state, count, now);
-    state->last_load.generation = Max(state->last_load.generation, generation);
+    const bool newer = generation > state->published_generation;
+    if (newer) {
+        if (count > 0) memcpy(static_cast<void*>(state->rules), rules, sizeof(core::CompiledRule) * count);
+        strlcpy(state->no_rules_reason, no_rules_reason != nullptr ? no_rules_reason : "",
+                sizeof state->no_rules_reason);
+        install_rules_locked(state, count, now);
+        state->published_generation = generation;
+        state->last_load.generation = Max(state->last_load.generation, generation);
+    }
     LWLockRelease(state->lock);
+    return newer;
 }
 
 bool record_failed_load(SharedState* state, std::uint64_t generation, const char* error, std::uint64_t* version,

@@ -16,6 +16,7 @@
 // 2. Atomics, read and written without the lock:
 //      reload_requested: anyone adds 1 (request_rule_reload); the worker reads it.
 //      rename_pending: a session raises it (rename_notice), the worker exchanges it to 0.
+//      loader_paused: the first rules loader to pause for connguard.debug_loader_pause raises it.
 //    An atomic only says "look"; what to look at is read under the lock.
 //
 // 3. Everything else is protected by `lock`: the rule set and its version, every slot and slot
@@ -88,12 +89,15 @@ struct SharedState {
     std::uint64_t reload_served;  // the highest request a rules loader ran for (the worker writes it)
     Latch* worker_latch;  // nullptr while no worker runs
     pg_atomic_uint32 rename_pending;  // a session changed its application_name since the worker last looked
+    pg_atomic_uint32 loader_paused;   // a rules loader took connguard.debug_loader_pause (tests only)
     pid_t worker_pid;
 
     RuleLoadStatus last_load;
 
     // The rule set the server enforces: enabled rules in (priority, rule_name) order.
     std::uint64_t rule_set_version;  // 0 until the first successful load
+    std::uint64_t published_generation;  // the reload request the rules in force answer: an older one never replaces them
+    char no_rules_reason[kLoadErrorBytes];  // non-empty: no rule is in force because of this (see publish_no_rules)
     TimestampTz rules_loaded_at;
     std::int32_t rule_count;
     std::int32_t rule_capacity;  // connguard.max_rules
@@ -101,10 +105,14 @@ struct SharedState {
     core::RuleSieve* rule_sieves;  // [rule_capacity], sieve_of(rules[i]): what classifying a login reads first
     std::int32_t group_rule_count;  // rules whose role_name is a "+group"
 
-    // One slot per backend, indexed by proc number: who holds a place in which group.
+    // One slot per backend, indexed by proc number: who holds a place in which group. Behind
+    // them, slots[slot_count + i] is the place backend i keeps under the name PostgreSQL would
+    // restore (the name before a SET application_name not yet committed); see rename_keeping.h.
+    // kept_count of those are in use: while it is 0, a count reads the first slot_count only.
     std::int32_t slot_count;
-    core::SessionSlot* slots;  // [slot_count]
-    core::SlotTags* slot_tags;  // [slot_count], tags_of(slots[i]): what a login's count reads first
+    std::int32_t kept_count;
+    core::SessionSlot* slots;  // [2 * slot_count]
+    core::SlotTags* slot_tags;  // [2 * slot_count], tags_of(slots[i]): what a login's count reads first
     EndingNotice* endings;      // [slot_count], indexed like the slots
 
     std::int32_t counter_capacity;
@@ -148,6 +156,12 @@ struct SharedState {
     core::GroupNews* news;        // [news_capacity], a ring
 };
 
+// How many slots a count of a group reads: the sessions' own, and the kept places behind
+// them while any is in use. Caller holds the lock.
+inline int counted_places_locked(const SharedState* state) {
+    return state->kept_count > 0 ? 2 * state->slot_count : state->slot_count;
+}
+
 // Registers the shared memory hooks; call from _PG_init during preload.
 void install_shared_state_hooks();
 
@@ -161,8 +175,12 @@ SharedState* require_shared_state();
 std::uint64_t request_rule_reload(SharedState* state);
 
 // Installs a compiled rule set (count <= rule_capacity) as the next version and records
-// a successful load for request `generation`.
-void publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count);
+// a successful load for request `generation`, unless rules of a newer request are in force
+// already (a loader that outlived the worker that started it): then it returns false.
+// `no_rules_reason`: nullptr for rules read from the table; for an empty set published because
+// there is no table to read, why.
+bool publish_rules(SharedState* state, std::uint64_t generation, const core::CompiledRule* rules, int count,
+                   const char* no_rules_reason);
 
 // Records a failed load for request `generation` unless it was answered already; returns
 // false if it was. *version and *count receive the rule set that stays in force.

@@ -86,6 +86,18 @@ void announce_worker(SharedState* state) {
 // A loader that exited before recording its result (it could not connect, for one)
 // still answers the request, so connguard.reload_rules() does not wait in vain.
 void record_loader_vanished(SharedState* state, std::uint64_t generation) {
+    LWLockAcquire(state->lock, LW_SHARED);
+    const bool answered = state->last_load.generation >= generation;
+    LWLockRelease(state->lock);
+    if (answered) return;
+    // A database that is gone holds no rules: none are in force (a loader that could not
+    // connect for another reason keeps the last good ones).
+    if (!database_exists(setting_database)) {
+        char why[kLoadErrorBytes];
+        snprintf(why, sizeof why, "database \"%s\" (connguard.database) does not exist", setting_database);
+        (void)publish_no_rules(state, generation, why);
+        return;
+    }
     char error[kLoadErrorBytes];
     snprintf(error, sizeof error, "the rules loader could not read database \"%s\" (see the server log)",
              setting_database);

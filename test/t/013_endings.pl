@@ -74,16 +74,20 @@ is($end->{sqlstate}, '57P05', 'age: SQLSTATE 57P05');
 is($end->{message}, 'terminating connection due to maximum session age', 'age: says so');
 like($end->{detail}, qr/^pg_connguard rule "old-app": idle for \d+\.\d{3} s; session age limit 1 s$/, 'age: the DETAIL');
 
-# --- a rename into a full group that the worker ends (its backstop, for a name restored
-# without a check: a rolled-back SET): 53300
-my $holder = open_session(application_name => 'full');
-is(simple_query($holder, "BEGIN; SET application_name = 'elsewhere'"), undef, 'the only "full" session renames away in a transaction');
+# --- a rename into a full group that the worker ends (its backstop, for a name the session
+# holds without any check: a nameless session takes application_name from the configuration
+# file at a reload, outside any transaction): 53300
 my $taker = open_session(application_name => 'full');
-is(simple_query($holder, 'ROLLBACK'), undef, 'and rolls back into its group, which another session filled meanwhile');
-$end = ended($holder);
+my $nameless = open_session();
+$node->safe_psql('postgres', q{ALTER SYSTEM SET application_name = 'full'; SELECT pg_reload_conf();});
+sleep 0.3;
+query_value($nameless, 'SELECT 1');    # the reload is applied when it next waits for a query
+$end = ended($nameless);
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET application_name; SELECT pg_reload_conf();});
 is($end->{sqlstate}, '53300', 'a rename into a full group ended by the worker: SQLSTATE 53300');
 like($end->{detail}, qr/^pg_connguard: renamed to application_name "full": rule "capped" allows 1 connection; 1 is in use$/,
      'the DETAIL names the group and the rule');
+close $taker->{socket};
 
 # --- a DBA's own pg_terminate_backend keeps PostgreSQL's 57P01 and words, without our DETAIL
 my $plain = open_session(application_name => 'plain');

@@ -4,8 +4,8 @@
 # place; a rename into a group with room moves the place at once; many renames and logins at
 # once keep every count exact. A session admitted without a name that sets one before its
 # first query (pgjdbc's default) is refused as a login: FATAL 53300, recorded as 'rejected'.
-# What PostgreSQL applies without a check (a rolled-back SET restoring a name into a group
-# filled meanwhile; RESET, back to the login's name) is left to the worker's backstop.
+# A rename in a transaction keeps the old place until the transaction commits, so a rolled-back
+# SET never lands a session in a group filled meanwhile (TAP 021 takes every such path).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -105,17 +105,19 @@ is(simple_query($named_later, "SET application_name = 'PostgreSQL JDBC Driver'")
 is(query_value($named_later, 'SELECT 2'), '2', 'but keeps its connection (ERROR, not FATAL)');
 close $_->{socket} for @jdbc, $named_later;
 
-# --- The backstop: a rolled-back SET restores a name without a check
+# --- A rename is kept only at commit: until then the old place stays the session's, and a
+# rolled-back SET gives it its name back without ending anyone (more cases in TAP 021)
 my $keeper = open_session(application_name => 'full-b');
 $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('b-cap', 'full-b', 1)});
 $node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM connguard.active_rules WHERE rule_name = 'b-cap'});
 is(simple_query($keeper, "BEGIN; SET application_name = 'elsewhere'"), undef, 'in a transaction, the only full-b session renames away');
-my $taker = open_session(application_name => 'full-b');
-ok($taker->{admitted}, 'another session takes the freed place');
-is(simple_query($keeper, 'ROLLBACK'), undef, 'the rename is rolled back: its name is full-b again, into a full group');
-my $end = wait_closed([$keeper], 5)->{ $keeper->{pid} } // {};
-is($end->{sqlstate}, '53300', 'the worker ends it (the backstop), with 53300');
+my $taker = login($node, user => 'app', database => 'postgres', application_name => 'full-b');
+is($taker->{sqlstate}, '53300', 'its place is still its own: another login as full-b is refused');
+is(simple_query($keeper, 'ROLLBACK'), undef, 'the rename is rolled back: its name is full-b again');
+sleep 0.5;
+is(query_value($keeper, 'SELECT 1'), '1', 'and it is not ended');
 is(group_count('full-b'), '1', 'the cap held');
+is(value("SELECT count(*) FROM connguard.events WHERE event = 'terminated'"), '0', 'nobody was ended');
 
 $node->stop;
 done_testing();

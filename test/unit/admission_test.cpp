@@ -480,3 +480,66 @@ TEST(GroupSizes, AgreeWithTheAdmissionCount) {
     const std::vector<std::int32_t> sizes = group_sizes(s.slots.data(), s.slots.size(), s.rules.data(), s.rules.size());
     EXPECT_EQ(sizes[0], s.login(session("x", "a")).in_use);
 }
+
+// A rename not yet kept: the session's own place moves to the new name, the old one is kept
+// beside it, and both count for everyone else until the transaction ends.
+TEST(KeptPlace, OthersCountBothPlacesTheSessionItselfNeither) {
+    Server s;
+    s.rules = {make_rule("a", "a", 1), make_rule("b", "b", 1)};
+    ASSERT_EQ(s.login(session("a")).verdict, Verdict::kAdmit);
+    const std::size_t own = 0, kept = 32;  // as in shared memory: kept places behind the sessions' own
+    keep_place(s.slots[own], &s.slots[kept], &s.tags[kept]);
+    ASSERT_EQ(s.decide(session("b"), false, own).verdict, Verdict::kAdmit);
+    regroup_slot(&s.slots[own], &s.tags[own], "b", "b", true);
+
+    EXPECT_EQ(s.decide(session("a")).verdict, Verdict::kReject) << "the kept place still holds a's only place";
+    EXPECT_EQ(s.decide(session("b")).verdict, Verdict::kReject) << "and its own place b's";
+    std::vector<RuleSieve> sieves(2);
+    sieve_rules(s.rules.data(), 2, sieves.data());
+    const AdmissionDecision back = decide_admission(s.rules.data(), sieves.data(), 2, s.policy, session("a"), false,
+                                                    s.slots.data(), s.tags.data(), s.slots.size(), own, kept);
+    EXPECT_EQ(back.verdict, Verdict::kAdmit);
+    EXPECT_EQ(back.in_use, 0) << "the session itself counts in neither of its places";
+}
+
+TEST(KeptPlace, AKeptPlaceAlreadyInUseStaysTheOneFromBeforeTheTransaction) {
+    Server s;
+    s.rules = {make_rule("g", "*", 10, "application")};
+    s.login(session("first"));
+    keep_place(s.slots[0], &s.slots[32], &s.tags[32]);
+    regroup_slot(&s.slots[0], &s.tags[0], "second", "g", true);
+    keep_place(s.slots[0], &s.slots[32], &s.tags[32]);
+    EXPECT_STREQ(s.slots[32].application, "first");
+}
+
+TEST(KeptPlace, SamePlaceFollowsTheRulesCapPer) {
+    Server s;
+    s.rules = {make_rule("per-rule", "r-*", 5), make_rule("per-app", "p-*", 5, "application")};
+    s.login(session("r-1"));
+    s.login(session("r-2"));
+    s.login(session("p-1"));
+    s.login(session("p-2"));
+    const CompiledRule* rules = s.rules.data();
+    EXPECT_TRUE(same_place(s.slots[0], s.slots[1], rules, 2)) << "one group per rule";
+    EXPECT_FALSE(same_place(s.slots[2], s.slots[3], rules, 2)) << "one group per application";
+    EXPECT_FALSE(same_place(s.slots[0], s.slots[2], rules, 2)) << "different rules";
+    SessionSlot unused{};
+    EXPECT_FALSE(same_place(s.slots[0], unused, rules, 2));
+}
+
+TEST(KeptPlace, SettlingFollowsTheNamePostgresqlKeeps) {
+    Server s;
+    s.rules = {make_rule("a", "a", 1), make_rule("b", "b", 1)};
+    s.login(session("a"));
+    SessionSlot own = s.slots[0];
+    SessionSlot kept{};
+    SlotTags kept_tags{};
+    EXPECT_EQ(settle_places(own, kept, "a"), Settle::kOwn) << "no rename at all";
+    keep_place(own, &kept, &kept_tags);
+    SlotTags own_tags{};
+    regroup_slot(&own, &own_tags, "b", "b", true);
+    EXPECT_EQ(settle_places(own, kept, "b"), Settle::kOwn) << "committed: the new name stays";
+    EXPECT_EQ(settle_places(own, kept, "a"), Settle::kKept) << "rolled back: the old name's place is still there";
+    EXPECT_EQ(settle_places(own, kept, "c"), Settle::kDecide) << "RESET or DISCARD to a name neither place is under";
+    EXPECT_EQ(settle_places(own, kept, std::string(200, 'x').c_str()), Settle::kDecide);
+}

@@ -30,9 +30,13 @@ RenameDecision decide_rename(SharedState* state, int index, const core::SessionS
     const int kept_index = state->slot_count + index;
     core::SessionSlot* kept = &state->slots[kept_index];
     // A pooler's server connection keeps its rule and group: its new name is the next client's.
-    // A session settling a name PostgreSQL restored is left to itself (the backstop never ends it).
+    // The backstop leaves alone a session that settles its own places when its transaction
+    // ends (a rename not yet kept, a name PostgreSQL restored), and one already placed under
+    // the name (the worker's look at the backend status can be older than the place).
+    const bool backstop_may =
+        !shared->settling && !kept->in_use && strncmp(shared->application, new_application, core::kMaxNameBytes) != 0;
     if (shared->in_use && shared->pid == seen.pid && !shared->pooled &&
-        (kind == RenameKind::kAtSet || !shared->settling)) {
+        (kind == RenameKind::kAtSet || backstop_may)) {
         result.decided = true;
         decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session,
                                           shared->exempt_login, state->slots, state->slot_tags,

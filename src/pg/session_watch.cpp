@@ -1,10 +1,12 @@
 // The worker's backstop for renames. A SET application_name is decided at the SET
-// (rename_check), but PostgreSQL restores some names without a check: a rolled-back SET, a
-// RESET, a function's SET clause at its exit. The worker compares the name each admitted
+// (rename_check), and a name PostgreSQL sets without a check inside a transaction (a
+// rollback, RESET, a function's SET clause at its exit) is settled by the session when the
+// transaction ends (rename_keeping). What is left is a name taken outside any transaction
+// (from the configuration file at a reload): the worker compares the name each admitted
 // session has now (backend status, as pg_stat_activity shows it) with the one its place is
 // under, and re-decides admission for the new name with the same decision (rename_admission),
-// ending the session if its group has no room. It also re-classifies every session when the
-// rules change.
+// ending the session if its group has no room. It never touches a session that is settling.
+// It also re-classifies every session when the rules change.
 #include "pg/session_watch.h"
 
 #include <algorithm>
@@ -44,16 +46,6 @@ SessionPicture* worker_picture(SharedState* state) {
     if (picture == nullptr) picture = new_session_picture(state, TopMemoryContext);
     take_session_picture(state, picture);
     return picture;
-}
-
-bool any_cap_configured(SharedState* state) {
-    if (!setting_enabled) return false;
-    if (setting_max_connections_per_application > 0) return true;
-    LWLockAcquire(state->lock, LW_SHARED);
-    bool capped = false;
-    for (int i = 0; i < state->rule_count && !capped; ++i) capped = state->rules[i].max_connections >= 0;
-    LWLockRelease(state->lock);
-    return capped;
 }
 
 void handle_rename(SharedState* state, int index, const core::SessionSlot& seen, const char* new_application) {
@@ -101,21 +93,25 @@ void reclassify_sessions(SharedState* state) {
         const core::SessionSlot& seen = slots[index];
         if (!seen.in_use) continue;
         compute_memberships(state, seen.role_id, seen.superuser, &memberships);
-        core::SessionKey session = core::key_of(seen, seen.application);
-        session.is_member_of = is_member_of_group;
-        session.context = &memberships;
 
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         core::SessionSlot* shared = &state->slots[index];
         if (shared->in_use && shared->pid == seen.pid && memberships.version == state->rule_set_version) {
+            // The name its place is under now, not the picture's: the session may have renamed
+            // itself (and moved its place) since the picture was taken.
+            char application[core::kMaxNameBytes + 1];
+            strlcpy(application, shared->application, sizeof application);
+            core::SessionKey session = core::key_of(*shared, application);
+            session.is_member_of = is_member_of_group;
+            session.context = &memberships;
             const int kept_index = state->slot_count + index;
             const core::AdmissionDecision decision = core::decide_admission(
                 state->rules, state->rule_sieves, state->rule_count, policy, session, seen.exempt_login, state->slots,
                 state->slot_tags, counted_places_locked(state), index, kept_index);
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
-            leave_move_news_locked(state, *shared, seen.application);
-            core::regroup_slot(shared, &state->slot_tags[index], seen.application, rule_name, decision.counted);
+            leave_move_news_locked(state, *shared, application);
+            core::regroup_slot(shared, &state->slot_tags[index], application, rule_name, decision.counted);
             shared->pooled = decision.pooled;
             // The place it keeps for a name a rollback would restore follows the rules too.
             core::SessionSlot* kept = &state->slots[kept_index];
@@ -143,7 +139,9 @@ void reclassify_sessions(SharedState* state) {
 }
 
 void watch_renamed_sessions(SharedState* state) {
-    if (pg_atomic_exchange_u32(&state->rename_pending, 0) == 0 || !any_cap_configured(state)) return;
+    // Also with no cap configured, or connguard.enabled off: the places follow the names
+    // (admission then admits every name), so that counts are right whenever caps apply again.
+    if (pg_atomic_exchange_u32(&state->rename_pending, 0) == 0) return;
 
     const SessionPicture* picture = worker_picture(state);
     static Rename* renames = nullptr;
@@ -151,6 +149,7 @@ void watch_renamed_sessions(SharedState* state) {
         renames = static_cast<Rename*>(MemoryContextAlloc(TopMemoryContext, sizeof(Rename) * state->slot_count));
     }
     int rename_count = 0;
+    bool look_again = false;
     const int backends = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= backends && rename_count < state->slot_count; ++i) {
         const LocalPgBackendStatus* entry = CONNGUARD_LOCAL_BEENTRY(i);
@@ -159,11 +158,18 @@ void watch_renamed_sessions(SharedState* state) {
         if (place < 0 || picture->slots[place].exempt_login || picture->slots[place].pooled) continue;
         const char* now_named = entry->backendStatus.st_appname != nullptr ? entry->backendStatus.st_appname : "";
         if (strcmp(now_named, picture->slots[place].application) == 0) continue;
+        // Only a session idle outside a transaction: inside one, a settling session settles its
+        // own places when the transaction ends (rename_keeping); any other is looked at again.
+        if (entry->backendStatus.st_state != STATE_IDLE) {
+            look_again = look_again || !picture->slots[place].settling;
+            continue;
+        }
         Rename& rename = renames[rename_count++];
         rename.place = place;
         strlcpy(rename.application, now_named, sizeof rename.application);
     }
     pgstat_clear_backend_activity_snapshot();
+    if (look_again) pg_atomic_write_u32(&state->rename_pending, 1);
     for (int r = 0; r < rename_count; ++r) {
         handle_rename(state, renames[r].place, picture->slots[renames[r].place], renames[r].application);
     }

@@ -13,12 +13,16 @@
 
 namespace connguard::core {
 
+enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge };
+inline constexpr std::size_t kEventReasonCount = 6;  // arrays indexed by EventReason
+static_assert(static_cast<std::size_t>(EventReason::kAge) + 1 == kEventReasonCount, "a new reason needs the count");
+
 struct RuleCounters {
     char rule_name[kMaxRuleNameBytes + 1];  // "(default)" for sessions matching no rule
     std::uint64_t admitted;
     std::uint64_t rejected;
     std::uint64_t would_reject;
-    std::uint64_t terminated[6];  // by EventReason (kCap, kIdle, ... ; kNone unused)
+    std::uint64_t terminated[kEventReasonCount];  // by EventReason (kCap, kIdle, ... ; kNone unused)
     std::uint64_t would_terminate;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };
@@ -40,7 +44,6 @@ RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, co
 void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded needed, const void* context) noexcept;
 
 enum class EventKind : std::uint8_t { kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError };
-enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge };
 
 const char* event_kind_name(EventKind kind) noexcept;
 const char* event_reason_name(EventReason reason) noexcept;  // nullptr for kNone

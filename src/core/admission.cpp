@@ -75,19 +75,57 @@ const char* per_words(CapPer cap_per) noexcept {
 
 }  // namespace
 
-bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept {
-    if (!slot.in_use || !slot.counted || std::strcmp(slot.rule_name, rule_name) != 0) return false;
-    switch (cap_per) {
-        case CapPer::kRule: return true;
-        case CapPer::kDatabase: return name_equals(slot.database, session.database);
-        case CapPer::kRole: return name_equals(slot.role, session.role);
-        case CapPer::kApplication: return name_equals(slot.application, session.application);
+bool GroupKey::operator==(const GroupKey& other) const noexcept {
+    if (rule != other.rule || per != other.per || name != other.name || by_address != other.by_address) return false;
+    if (!by_address) return true;
+    if (address == nullptr || other.address == nullptr) return address == other.address;
+    return address->family == other.address->family &&
+           std::memcmp(address->bytes, other.address->bytes, sizeof address->bytes) == 0;
+}
+
+GroupKey group_key(std::string_view rule_name, CapPer per, const SessionKey& session) noexcept {
+    GroupKey key;
+    key.rule = rule_name.substr(0, kMaxRuleNameBytes);
+    key.per = per;
+    switch (per) {
+        case CapPer::kRule: break;
+        case CapPer::kDatabase: key.name = session.database.substr(0, kMaxNameBytes); break;
+        case CapPer::kRole: key.name = session.role.substr(0, kMaxNameBytes); break;
+        case CapPer::kApplication: key.name = session.application.substr(0, kMaxNameBytes); break;
         case CapPer::kClientAddr:
-            if (session.client_addr == nullptr) return !slot.has_client_addr;
-            return slot.has_client_addr && slot.client_addr.family == session.client_addr->family &&
-                   std::memcmp(slot.client_addr.bytes, session.client_addr->bytes, sizeof slot.client_addr.bytes) == 0;
+            key.by_address = true;
+            key.address = session.client_addr;
+            break;
     }
-    return false;
+    return key;
+}
+
+std::string group_key_text(const GroupKey& key) {
+    std::string text(key.rule);
+    text += '\0';
+    text += static_cast<char>(key.per);
+    text.append(key.name);
+    if (key.by_address) {
+        if (key.address == nullptr) {
+            text += "local";
+        } else {
+            text += static_cast<char>(key.address->family);
+            text.append(reinterpret_cast<const char*>(key.address->bytes), sizeof key.address->bytes);
+        }
+    }
+    return text;
+}
+
+CapPer group_cap_per(const CompiledRule* rule) noexcept { return rule != nullptr ? rule->cap_per : CapPer::kApplication; }
+
+std::int32_t group_cap(const CompiledRule* rule, std::int32_t default_per_application) noexcept {
+    if (rule == nullptr) return default_per_application > 0 ? default_per_application : -1;
+    return rule->mode == Mode::kExempt ? -1 : rule->max_connections;
+}
+
+bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept {
+    if (!slot.in_use || !slot.counted) return false;
+    return group_key(slot.rule_name, cap_per, key_of(slot, slot.application)) == group_key(rule_name, cap_per, session);
 }
 
 SlotTags tags_of(const SessionSlot& slot) noexcept {
@@ -110,15 +148,9 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
         decision.counted = false;
         return decision;
     }
-    if (rule != nullptr) {
-        decision.cap_per = rule->cap_per;
-        decision.capped = rule->max_connections >= 0;
-        decision.cap = rule->max_connections;
-    } else {
-        decision.cap_per = CapPer::kApplication;
-        decision.capped = policy.max_connections_per_application > 0;
-        decision.cap = policy.max_connections_per_application;
-    }
+    decision.cap_per = group_cap_per(rule);
+    decision.cap = group_cap(rule, policy.max_connections_per_application);
+    decision.capped = decision.cap >= 0;
     const SlotTags wanted = tags_for(session, rule_name);
     for (std::size_t i = 0; i < slot_count; ++i) {
         if (i == self || i == self_kept || !may_share_group(tags[i], wanted, CapPer::kRule)) continue;
@@ -156,8 +188,7 @@ void release_slot(SessionSlot* slot, SlotTags* tags) noexcept {
 bool same_place(const SessionSlot& a, const SessionSlot& b, const CompiledRule* rules, std::size_t rule_count) noexcept {
     if (!a.in_use || !b.in_use || a.counted != b.counted || std::strcmp(a.rule_name, b.rule_name) != 0) return false;
     if (!a.counted) return true;  // uncounted places take nothing from any group
-    const CompiledRule* rule = rule_named(rules, rule_count, a.rule_name);
-    const CapPer cap_per = rule != nullptr ? rule->cap_per : CapPer::kApplication;
+    const CapPer cap_per = group_cap_per(rule_named(rules, rule_count, a.rule_name));
     return same_group(b, a.rule_name, cap_per, key_of(a, a.application));
 }
 
@@ -188,20 +219,9 @@ std::vector<std::int32_t> group_sizes(const SessionSlot* slots, std::size_t slot
     for (std::size_t i = 0; i < slot_count; ++i) {
         const SessionSlot& slot = slots[i];
         if (!slot.in_use) continue;
-        const CompiledRule* rule = rule_named(rules, rule_count, slot.rule_name);
-        const CapPer cap_per = rule != nullptr ? rule->cap_per : CapPer::kApplication;
-        std::string key = std::string(slot.rule_name) + '\0';
-        switch (cap_per) {
-            case CapPer::kRule: break;
-            case CapPer::kDatabase: key += slot.database; break;
-            case CapPer::kRole: key += slot.role; break;
-            case CapPer::kApplication: key += slot.application; break;
-            case CapPer::kClientAddr:
-                if (slot.has_client_addr) key.append(reinterpret_cast<const char*>(slot.client_addr.bytes), 16);
-                break;
-        }
-        if (slot.counted) ++sizes[key];
-        keys[i] = std::move(key);
+        const CapPer per = group_cap_per(rule_named(rules, rule_count, slot.rule_name));
+        keys[i] = group_key_text(group_key(slot.rule_name, per, key_of(slot, slot.application)));
+        if (slot.counted) ++sizes[keys[i]];
     }
     std::vector<std::int32_t> result(slot_count, 0);
     for (std::size_t i = 0; i < slot_count; ++i) {

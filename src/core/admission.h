@@ -92,6 +92,32 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
                                    const SlotTags* tags, std::size_t slot_count,
                                    std::size_t self = kNewSession, std::size_t self_kept = kNewSession) noexcept;
 
+// The one definition of a cap group, used by admission, the worker, every view, pool_advice
+// and capacity: the rule ("" for the defaults), what its cap counts per, and the session's
+// value of that (its database, role or application name as a slot stores it, or its client
+// address with its family; a Unix socket is one group of its own).
+struct GroupKey {
+    std::string_view rule;
+    CapPer per = CapPer::kRule;
+    std::string_view name;  // per database, role or application
+    bool by_address = false;
+    const IpAddress* address = nullptr;  // per client address; nullptr: a Unix socket
+
+    bool operator==(const GroupKey& other) const noexcept;
+};
+GroupKey group_key(std::string_view rule_name, CapPer per, const SessionKey& session) noexcept;
+
+// The same, as bytes, for a hash table or a set (equal exactly when the keys are equal).
+std::string group_key_text(const GroupKey& key);
+
+// What a rule's cap counts per: its cap_per, per application for the defaults (nullptr).
+CapPer group_cap_per(const CompiledRule* rule) noexcept;
+
+// The cap of a rule's groups as admission applies it, -1 for none: the rule's max_connections
+// (none for an exempt rule), connguard.max_connections_per_application for the defaults
+// (nullptr; 0 is off).
+std::int32_t group_cap(const CompiledRule* rule, std::int32_t default_per_application) noexcept;
+
 // True when slot and session are in the same group of `rule_name` for `cap_per`.
 bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept;
 

@@ -8,28 +8,13 @@
 namespace connguard::core {
 namespace {
 
-// The value of a slot that its rule's cap is counted per (empty for a cap per rule).
-std::string scope_of(const SessionSlot& slot, CapPer cap_per) {
-    switch (cap_per) {
-        case CapPer::kRule: return {};
-        case CapPer::kDatabase: return slot.database;
-        case CapPer::kRole: return slot.role;
-        case CapPer::kApplication: return slot.application;
-        case CapPer::kClientAddr:
-            if (!slot.has_client_addr) return std::string(1, '\0');  // Unix sockets: one group
-            return std::string(reinterpret_cast<const char*>(slot.client_addr.bytes), sizeof slot.client_addr.bytes) +
-                   static_cast<char>(slot.client_addr.family);
-    }
-    return {};
-}
-
 std::int32_t scopes_seen(const char* rule_name, CapPer cap_per, const SessionSlot* slots, std::size_t slot_count) {
     if (cap_per == CapPer::kRule) return 1;
     std::set<std::string> seen;
     for (std::size_t i = 0; i < slot_count; ++i) {
         const SessionSlot& slot = slots[i];
         if (slot.in_use && slot.counted && std::strcmp(slot.rule_name, rule_name) == 0) {
-            seen.insert(scope_of(slot, cap_per));
+            seen.insert(group_key_text(group_key(slot.rule_name, cap_per, key_of(slot, slot.application))));
         }
     }
     return std::max<std::int32_t>(1, static_cast<std::int32_t>(seen.size()));
@@ -47,8 +32,8 @@ Capacity capacity(const CompiledRule* rules, std::size_t rule_count, const Sessi
         row.rule_name = rule.rule_name;
         row.mode = mode_name(rule.mode);
         row.cap_per = rule.cap_per;
-        if (rule.mode != Mode::kExempt && rule.max_connections >= 0) {
-            row.cap = rule.max_connections;
+        if (group_cap(&rule, default_cap) >= 0) {
+            row.cap = group_cap(&rule, default_cap);
             row.scopes = scopes_seen(rule.rule_name, rule.cap_per, slots, slot_count);
             row.can_hold = static_cast<std::int64_t>(row.cap) * row.scopes;
         }

@@ -241,7 +241,7 @@ GroupSummary summarize(const GroupFigures& group, std::int64_t now, std::int64_t
         s.logins += b.logins;
         s.refused += b.refused;
         s.would_refuse += b.would_refuse;
-        for (int r = 0; r < 6; ++r) {
+        for (std::size_t r = 0; r < kEventReasonCount; ++r) {
             s.ended[r] += b.ended[r];
             s.would_end[r] += b.would_end[r];
         }

@@ -62,8 +62,8 @@ struct FigureBucket {
     std::uint32_t logouts;
     std::uint32_t refused;
     std::uint32_t would_refuse;
-    std::uint32_t ended[6];       // by EventReason (kNone: ended by close_sessions)
-    std::uint32_t would_end[6];   // the same in monitor mode or dry run
+    std::uint32_t ended[kEventReasonCount];       // by EventReason (kNone: ended by close_sessions)
+    std::uint32_t would_end[kEventReasonCount];   // the same in monitor mode or dry run
     std::int64_t longest_leak_us;  // the longest idle in transaction among sessions ended (or that would be) for it
     std::uint32_t active_bins[kActiveBins];
     std::uint32_t lifetime_bins[kLifetimeBins];
@@ -148,8 +148,8 @@ struct GroupSummary {
     std::int64_t median_lifetime_us = -1;  // rounded up to its bin; -1 without lifetimes
     std::uint64_t refused = 0;
     std::uint64_t would_refuse = 0;
-    std::uint64_t ended[6] = {};
-    std::uint64_t would_end[6] = {};
+    std::uint64_t ended[kEventReasonCount] = {};
+    std::uint64_t would_end[kEventReasonCount] = {};
     std::int64_t longest_leak_us = 0;
 };
 

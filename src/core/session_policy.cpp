@@ -20,7 +20,7 @@ SessionJudgement judge_session(const SessionFacts& facts, const SessionPolicy& p
     j.mode = j.exempt ? "exempt" : (policy.dry_run ? "monitor" : mode_name(mode));
     j.limits = limits_for(j.rule, policy.defaults);
     if (!j.exempt) j.deadline = deadline_for(facts.snapshot, j.limits);
-    j.cap = j.rule != nullptr ? j.rule->max_connections : (policy.default_cap > 0 ? policy.default_cap : -1);
+    j.cap = group_cap(j.rule, policy.default_cap);
     return j;
 }
 

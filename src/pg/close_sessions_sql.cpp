@@ -97,12 +97,12 @@ const char* end_if_unchanged(SharedState* state, const SessionPicture& picture, 
     }
     PG_CATCH();
     {
-        post_ending_notice(state, s.place, 0, core::EventReason::kNone, "");
+        withdraw_ending_notice(state, s.place, s.snapshot.pid, core::EventReason::kNone, client_detail);
         PG_RE_THROW();
     }
     PG_END_TRY();
     if (!terminated) {
-        post_ending_notice(state, s.place, 0, core::EventReason::kNone, "");
+        withdraw_ending_notice(state, s.place, s.snapshot.pid, core::EventReason::kNone, client_detail);
         return "already_gone";
     }
     record_event(state, core::EventKind::kTerminated, core::EventReason::kNone, s.snapshot.pid,

@@ -73,9 +73,11 @@ static inline struct config_string* connguard_find_string_guc(const char* name) 
 #endif
 }
 
-// get_database_name(): declared in commands/dbcommands.h up to 18, in utils/lsyscache.h from 19.
+// get_database_name() and get_database_oid(): declared in commands/dbcommands.h up to 18, in
+// utils/lsyscache.h and catalog/pg_database.h from 19.
 extern "C" {
 #if PG_VERSION_NUM >= 190000
+#include "catalog/pg_database.h"
 #include "utils/lsyscache.h"
 #else
 #include "commands/dbcommands.h"

@@ -53,6 +53,16 @@ void post_ending_notice(SharedState* state, int place, int pid, core::EventReaso
     LWLockRelease(state->lock);
 }
 
+void withdraw_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail) {
+    if (place < 0 || place >= state->slot_count) return;
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    EndingNotice& notice = state->endings[place];
+    if (notice.pid == pid && notice.reason == reason && strncmp(notice.detail, detail, sizeof notice.detail - 1) == 0) {
+        notice.pid = 0;
+    }
+    LWLockRelease(state->lock);
+}
+
 void clear_ending_notice_locked(SharedState* state, int place) { state->endings[place].pid = 0; }
 
 void install_ending_words() {

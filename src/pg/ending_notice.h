@@ -14,6 +14,10 @@ namespace connguard::pg {
 // Takes the lock. `place` is the session's slot index (its proc number).
 void post_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail);
 
+// Takes back a notice posted for an ending that did not happen (a refused or late signal),
+// only if it is still the one posted: the worker may have posted its own meanwhile.
+void withdraw_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail);
+
 // A new session starts with no notice (caller holds the lock exclusively).
 void clear_ending_notice_locked(SharedState* state, int place);
 

@@ -76,11 +76,8 @@ struct SampledGroup {
 
 // The cap of a place's group (-1 for none), as admission applies it.
 std::int32_t cap_of(const SessionPicture& picture, const core::SessionSlot& slot) {
-    if (slot.rule_name[0] == '\0') {
-        return setting_max_connections_per_application > 0 ? setting_max_connections_per_application : -1;
-    }
-    const core::CompiledRule* rule = core::rule_named(picture.rules, picture.rule_count, slot.rule_name);
-    return rule != nullptr ? rule->max_connections : -1;
+    return core::group_cap(core::rule_named(picture.rules, picture.rule_count, slot.rule_name),
+                           setting_max_connections_per_application);
 }
 
 }  // namespace

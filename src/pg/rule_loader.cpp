@@ -10,7 +10,6 @@
 
 extern "C" {
 #include "access/xact.h"
-#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/latch.h"

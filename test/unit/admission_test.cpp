@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "core/admission.h"
+#include "core/capacity.h"
 #include "rule_fixtures.h"
 
 using namespace connguard::core;
@@ -542,4 +545,96 @@ TEST(KeptPlace, SettlingFollowsTheNamePostgresqlKeeps) {
     EXPECT_EQ(settle_places(own, kept, "a"), Settle::kKept) << "rolled back: the old name's place is still there";
     EXPECT_EQ(settle_places(own, kept, "c"), Settle::kDecide) << "RESET or DISCARD to a name neither place is under";
     EXPECT_EQ(settle_places(own, kept, std::string(200, 'x').c_str()), Settle::kDecide);
+}
+
+// One group key and one cap everywhere: over random rules (every cap_per, every mode) and
+// random logins (IPv4 and IPv6 addresses with the same bytes, Unix sockets), the count a
+// login is decided on, the group sizes the views show, capacity's scopes and the caps of
+// admission, the views and pool_advice all agree.
+TEST(GroupIdentity, AdmissionViewsAndCapacityAgree) {
+    std::mt19937 random(5);
+    const char* per[] = {"rule", "database", "role", "application", "client_addr"};
+    const char* modes[] = {"enforce", "enforce", "monitor", "exempt"};
+    const char* apps[] = {"etl", "web", "etl-2", "batch"};
+    const char* addresses[] = {"10.0.0.1", "a00:1::", "10.0.0.2", "a00:2::", nullptr};
+    std::vector<IpAddress> parsed;
+    for (const char* a : addresses) {
+        if (a != nullptr) parsed.push_back(ip(a));
+    }
+    for (int round = 0; round < 200; ++round) {
+        Server s;
+        const int rule_count = 1 + static_cast<int>(random() % 5);
+        for (int r = 0; r < rule_count; ++r) {
+            const std::string name = "r" + std::to_string(r);
+            const char* pattern = r == rule_count - 1 ? "*" : apps[random() % 4];
+            s.rules.push_back(make_rule(name.c_str(), std::string_view(pattern), 1 + static_cast<int>(random() % 4),
+                                        per[random() % 5], modes[random() % 4], r));
+        }
+        s.policy.max_connections_per_application = static_cast<std::int32_t>(random() % 3);
+        for (int login = 0; login < 40; ++login) {
+            const std::size_t a = random() % 5;
+            const IpAddress* address = a < parsed.size() ? &parsed[a] : nullptr;
+            s.login(session(apps[random() % 4], random() % 2 ? "alice" : "bob", random() % 2 ? "db1" : "db2", address),
+                    random() % 10 == 0);
+        }
+        const std::vector<std::int32_t> sizes = group_sizes(s.slots.data(), s.slots.size(), s.rules.data(), s.rules.size());
+        for (std::size_t i = 0; i < s.slots.size(); ++i) {
+            const SessionSlot& slot = s.slots[i];
+            if (!slot.in_use || !slot.counted) continue;
+            const CompiledRule* rule = rule_named(s.rules.data(), s.rules.size(), slot.rule_name);
+            const CapPer cap_per = group_cap_per(rule);
+            const SessionKey key = key_of(slot, slot.application);
+            int same = 0;
+            for (const SessionSlot& other : s.slots) {
+                const bool by_compare = same_group(other, slot.rule_name, cap_per, key);
+                const bool by_key = other.in_use && other.counted &&
+                                    group_key_text(group_key(other.rule_name, cap_per, key_of(other, other.application))) ==
+                                        group_key_text(group_key(slot.rule_name, cap_per, key));
+                ASSERT_EQ(by_compare, by_key) << "round " << round;
+                same += by_compare ? 1 : 0;
+            }
+            ASSERT_EQ(sizes[i], same) << "the views' group size, round " << round;
+            const AdmissionDecision again = s.decide(key, false, i);
+            ASSERT_EQ(again.in_use, same - 1) << "the count admission decides on, round " << round;
+            ASSERT_EQ(again.cap, group_cap(rule, s.policy.max_connections_per_application));
+            if (rule != nullptr && rule->mode == Mode::kEnforce && again.cap >= 0) {
+                ASSERT_LE(same, again.cap);
+            }
+        }
+        const Capacity c = capacity(s.rules.data(), s.rules.size(), s.slots.data(), s.slots.size(),
+                                    s.policy.max_connections_per_application, 1000);
+        for (const CapacityRow& row : c.rows) {
+            const CompiledRule* rule = rule_named(s.rules.data(), s.rules.size(), row.rule_name.c_str());
+            if (rule == nullptr) continue;
+            ASSERT_EQ(row.cap, group_cap(rule, s.policy.max_connections_per_application)) << "capacity's cap";
+            if (row.cap < 0 || rule->cap_per == CapPer::kRule) continue;
+            std::set<std::string> keys;
+            for (const SessionSlot& slot : s.slots) {
+                if (slot.in_use && slot.counted && std::string(slot.rule_name) == row.rule_name) {
+                    keys.insert(group_key_text(group_key(slot.rule_name, rule->cap_per, key_of(slot, slot.application))));
+                }
+            }
+            ASSERT_EQ(row.scopes, std::max<std::int32_t>(1, static_cast<std::int32_t>(keys.size()))) << "capacity's scopes";
+        }
+    }
+}
+
+TEST(GroupIdentity, AddressFamiliesAreDifferentGroups) {
+    Server s;
+    s.rules = {make_rule("per-address", std::nullopt, 1, "client_addr")};
+    const IpAddress v4 = ip("10.0.0.1"), v6 = ip("a00:1::");
+    ASSERT_EQ(s.login(session("x", "app", "db", &v4)).verdict, Verdict::kAdmit);
+    EXPECT_EQ(s.login(session("x", "app", "db", &v6)).verdict, Verdict::kAdmit) << "a00:1:: is not 10.0.0.1";
+    const std::vector<std::int32_t> sizes = group_sizes(s.slots.data(), s.slots.size(), s.rules.data(), s.rules.size());
+    EXPECT_EQ(sizes[0], 1);
+    EXPECT_EQ(sizes[1], 1);
+}
+
+TEST(GroupIdentity, AnExemptRuleHasNoCap) {
+    const CompiledRule exempt = make_rule("vip", "vip", 5, "rule", "exempt");
+    EXPECT_EQ(group_cap(&exempt, 0), -1);
+    const CompiledRule monitor = make_rule("m", "m", 5, "rule", "monitor");
+    EXPECT_EQ(group_cap(&monitor, 0), 5) << "a monitor rule's cap is the one being rehearsed";
+    EXPECT_EQ(group_cap(nullptr, 0), -1);
+    EXPECT_EQ(group_cap(nullptr, 7), 7);
 }

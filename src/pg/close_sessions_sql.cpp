@@ -60,20 +60,7 @@ void check_arguments(const char* state, bool older_than_null, std::int64_t older
 }
 
 // For tests: lets the caller act on a listed session before the re-check.
-void debug_pause() {
-    if (setting_debug_close_sessions_pause_ms <= 0) return;
-    // The whole pause, even if the latch was already set (by a signal before the call, for
-    // example): a set latch ends a wait at once.
-    const TimestampTz until =
-        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_debug_close_sessions_pause_ms);
-    for (;;) {
-        const long left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-        if (left_ms <= 0) break;
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-}
+void debug_pause() { test_pause(setting_debug_close_sessions_pause_ms); }
 
 // Ends a listed session still as it was listed; returns the action for its row.
 const char* end_if_unchanged(SharedState* state, const SessionPicture& picture, const Listed& s, TimestampTz now) {

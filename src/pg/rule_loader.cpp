@@ -40,14 +40,7 @@ void log_failure(SharedState* state, std::uint64_t generation, const char* why) 
 // For tests (connguard.debug_loader_pause): the first loader to get here waits.
 void debug_pause_before_publishing(SharedState* state) {
     if (setting_debug_loader_pause_ms <= 0 || pg_atomic_exchange_u32(&state->loader_paused, 1) != 0) return;
-    const TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_debug_loader_pause_ms);
-    for (;;) {
-        const long left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-        if (left_ms <= 0) break;
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
+    test_pause(setting_debug_loader_pause_ms);
 }
 
 constexpr const char* kExtensionQuery = "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_connguard'";

@@ -24,6 +24,10 @@ extern int setting_event_log_size;
 extern int setting_max_rules;
 extern int setting_debug_close_sessions_pause_ms;
 extern int setting_debug_loader_pause_ms;
+
+// The pauses of the test-only settings above: waits the whole `ms` (a latch already set, by a
+// signal before the call for example, does not cut it short); interrupts are served.
+void test_pause(int ms);
 extern int setting_login_wait_ms;
 extern int setting_pool_advice_groups;
 extern int setting_advice_headroom_pct;

@@ -81,8 +81,8 @@ my $taker = open_session(application_name => 'full');
 my $nameless = open_session();
 $node->safe_psql('postgres', q{ALTER SYSTEM SET application_name = 'full'; SELECT pg_reload_conf();});
 sleep 0.3;
-query_value($nameless, 'SELECT 1');    # the reload is applied when it next waits for a query
-$end = ended($nameless);
+send_query($nameless, 'SELECT 1');    # the reload is applied when it next reads a query
+$end = ended($nameless);                # its result, then the FATAL (or the FATAL during it)
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET application_name; SELECT pg_reload_conf();});
 is($end->{sqlstate}, '53300', 'a rename into a full group ended by the worker: SQLSTATE 53300');
 like($end->{detail}, qr/^pg_connguard: renamed to application_name "full": rule "capped" allows 1 connection; 1 is in use$/,

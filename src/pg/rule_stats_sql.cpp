@@ -64,10 +64,8 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
         if (strcmp(copy.counters[i].rule_name, name) == 0) c = &copy.counters[i];
     }
     const std::int32_t sessions = sessions_under(copy.slots, copy.slot_count, default_row ? "" : name);
-    const std::int32_t cap = rule != nullptr ? rule->max_connections
-                             : default_row && setting_max_connections_per_application > 0
-                                 ? setting_max_connections_per_application
-                                 : -1;
+    const std::int32_t cap =
+        rule != nullptr || default_row ? core::group_cap(rule, setting_max_connections_per_application) : -1;
     row->put(text_datum(name));
     row->put(BoolGetDatum(rule != nullptr || default_row));
     row->put(Int32GetDatum(sessions));

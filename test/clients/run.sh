@@ -36,6 +36,9 @@ fi
 
 # Each client gets a cluster of its own: what one leaves behind cannot help or hurt the next.
 build_dir=$(build_and_install_copy "$root" clients)
+# The clients run as the server user from the copy it owns: the checkout may be unreadable to it
+# (a clone under /root).
+cd "$build_dir"
 results="$logs/clients.jsonl"
 : >"$results"
 port=5488
@@ -66,10 +69,10 @@ SQL
     echo "-- $client"
     status=0
     case $client in
-        node_pg) as_server_user env NODE_PATH="$node_path" node "$root/test/clients/node_pg.js" $port >>"$results" 2>"$work/client.err" || status=$? ;;
+        node_pg) as_server_user env NODE_PATH="$node_path" node "$build_dir/test/clients/node_pg.js" $port >>"$results" 2>"$work/client.err" || status=$? ;;
         hikari) as_server_user java -cp /usr/share/java/HikariCP.jar:/usr/share/java/postgresql.jar:/usr/share/java/slf4j-api.jar \
-                    "$root/test/clients/Hikari.java" $port >>"$results" 2>"$work/client.err" || status=$? ;;
-        *) as_server_user /usr/bin/python3 "$root/test/clients/python_clients.py" $port "$client" >>"$results" 2>"$work/client.err" || status=$? ;;
+                    "$build_dir/test/clients/Hikari.java" $port >>"$results" 2>"$work/client.err" || status=$? ;;
+        *) as_server_user /usr/bin/python3 "$build_dir/test/clients/python_clients.py" $port "$client" >>"$results" 2>"$work/client.err" || status=$? ;;
     esac
     [ "$status" -eq 0 ] || { echo "{\"client\": \"$client\", \"scenario\": \"all\", \"settings\": \"-\", \"harness_error\": \"exit $status\"}" >>"$results"; tail -n 20 "$work/client.err"; }
     as_server_user "$PG_BIN/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null

@@ -2,7 +2,7 @@
 # The pure C++ core is also built by CMake for its unit tests (see CMakeLists.txt).
 EXTENSION = pg_connguard
 MODULE_big = pg_connguard
-DATA = pg_connguard--1.0.sql pg_connguard--1.0--1.1.sql
+DATA = pg_connguard--1.0.sql pg_connguard--1.0--1.1.sql pg_connguard--1.1--1.2.sql
 PGFILEDESC = "pg_connguard - connection caps and idle-session limits"
 
 OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard src/core/*.cpp) $(wildcard src/pg/*.cpp)))

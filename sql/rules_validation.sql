@@ -55,6 +55,14 @@ INSERT INTO connguard.rules (rule_name, idle_blocker_timeout) VALUES ('i3', '1 d
 INSERT INTO connguard.rules (rule_name, max_session_age) VALUES ('i4', '3651 days');
 -- enabled
 INSERT INTO connguard.rules (rule_name, enabled) VALUES ('e1', NULL);
+-- max_transaction_time and action (1.2)
+INSERT INTO connguard.rules (rule_name, max_transaction_time) VALUES ('t1', '-1 second');
+INSERT INTO connguard.rules (rule_name, max_transaction_time) VALUES ('t2', '11 years');
+INSERT INTO connguard.rules (rule_name, action) VALUES ('t3', 'kill');
+INSERT INTO connguard.rules (rule_name, action) VALUES ('t4', NULL);
+INSERT INTO connguard.rules (rule_name, max_transaction_time, action) VALUES ('t5', '30 seconds', 'cancel');
+SELECT rule_name, max_transaction_time, action FROM connguard.rules WHERE rule_name = 't5';
+DELETE FROM connguard.rules WHERE rule_name = 't5';
 -- an UPDATE is validated like an INSERT, and a refused one changes nothing
 UPDATE connguard.rules SET max_connections = -5 WHERE rule_name = 'etl-cap';
 SELECT max_connections FROM connguard.rules WHERE rule_name = 'etl-cap';

@@ -48,6 +48,8 @@ const char* event_kind_name(EventKind kind) noexcept {
         case EventKind::kWouldTerminate: return "would_terminate";
         case EventKind::kRulesLoaded: return "rules_loaded";
         case EventKind::kRulesError: return "rules_error";
+        case EventKind::kCancelled: return "cancelled";
+        case EventKind::kWouldCancel: return "would_cancel";
     }
     return "rejected";
 }
@@ -60,6 +62,7 @@ const char* event_reason_name(EventReason reason) noexcept {
         case EventReason::kIdleInTransaction: return "idle_in_transaction";
         case EventReason::kIdleBlocker: return "idle_blocker";
         case EventReason::kAge: return "age";
+        case EventReason::kTransactionTime: return "transaction_time";
     }
     return nullptr;
 }

@@ -13,9 +13,10 @@
 
 namespace connguard::core {
 
-enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge };
-inline constexpr std::size_t kEventReasonCount = 6;  // arrays indexed by EventReason
-static_assert(static_cast<std::size_t>(EventReason::kAge) + 1 == kEventReasonCount, "a new reason needs the count");
+enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge, kTransactionTime };
+inline constexpr std::size_t kEventReasonCount = 7;  // arrays indexed by EventReason
+static_assert(static_cast<std::size_t>(EventReason::kTransactionTime) + 1 == kEventReasonCount,
+              "a new reason needs the count");
 
 struct RuleCounters {
     char rule_name[kMaxRuleNameBytes + 1];  // "(default)" for sessions matching no rule
@@ -23,7 +24,8 @@ struct RuleCounters {
     std::uint64_t rejected;
     std::uint64_t would_reject;
     std::uint64_t terminated[kEventReasonCount];  // by EventReason (kCap, kIdle, ... ; kNone unused)
-    std::uint64_t would_terminate;
+    std::uint64_t would_terminate;  // would-cancels included
+    std::uint64_t cancelled;  // statements cancelled for max_transaction_time (action 'cancel')
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };
 static_assert(std::is_trivially_copyable_v<RuleCounters>);
@@ -43,7 +45,9 @@ RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, co
 // Zeroes every count and drops the names `needed` does not keep, used entries staying first.
 void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded needed, const void* context) noexcept;
 
-enum class EventKind : std::uint8_t { kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError };
+enum class EventKind : std::uint8_t {
+    kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError, kCancelled, kWouldCancel
+};
 
 const char* event_kind_name(EventKind kind) noexcept;
 const char* event_reason_name(EventReason reason) noexcept;  // nullptr for kNone

@@ -19,12 +19,15 @@ void consider(Deadline* best, std::int64_t start, std::int64_t limit, EventReaso
 
 Limits limits_for(const CompiledRule* rule, const LimitDefaults& d) noexcept {
     if (rule == nullptr) {
-        return {d.idle_timeout_us, d.idle_in_transaction_timeout_us, d.idle_blocker_timeout_us, d.max_session_age_us};
+        return {d.idle_timeout_us,    d.idle_in_transaction_timeout_us, d.idle_blocker_timeout_us,
+                d.max_session_age_us, d.max_transaction_time_us,        false};
     }
     return {pick(rule->idle_timeout_us, d.idle_timeout_us),
             pick(rule->idle_in_transaction_timeout_us, d.idle_in_transaction_timeout_us),
             pick(rule->idle_blocker_timeout_us, d.idle_blocker_timeout_us),
-            pick(rule->max_session_age_us, d.max_session_age_us)};
+            pick(rule->max_session_age_us, d.max_session_age_us),
+            pick(rule->max_transaction_time_us, d.max_transaction_time_us),
+            rule->action == TimeAction::kCancel};
 }
 
 Deadline deadline_for(const SessionSnapshot& s, const Limits& limits) noexcept {
@@ -48,6 +51,12 @@ Deadline deadline_for(const SessionSnapshot& s, const Limits& limits) noexcept {
         case SessionState::kOther:
             break;
     }
+    if (s.state != SessionState::kIdle && !s.transaction_cancelled) {
+        Deadline transaction;
+        consider(&transaction, s.xact_start, limits.transaction_us, EventReason::kTransactionTime);
+        transaction.cancel = limits.cancel_busy && (s.state == SessionState::kActive || s.state == SessionState::kOther);
+        if (transaction.at < best.at) best = transaction;
+    }
     return best;
 }
 
@@ -63,10 +72,11 @@ std::int64_t next_look_at(const SessionSnapshot& s, const Limits& limits, std::i
 
 bool still_due(const SessionSnapshot& planned, const SessionSnapshot& seen, const Limits& limits,
                std::int64_t now) noexcept {
-    if (planned.pid != seen.pid || planned.state != seen.state || planned.state_since != seen.state_since) {
-        return false;
-    }
-    return deadline_for(seen, limits).at <= now;
+    if (planned.pid != seen.pid) return false;
+    const Deadline due = deadline_for(seen, limits);
+    if (due.at > now) return false;
+    if (due.reason == EventReason::kTransactionTime) return planned.xact_start == seen.xact_start;
+    return planned.state == seen.state && planned.state_since == seen.state_since;
 }
 
 std::int64_t scan_period_us(const CompiledRule* rules, std::size_t rule_count, const LimitDefaults& d,
@@ -79,12 +89,14 @@ std::int64_t scan_period_us(const CompiledRule* rules, std::size_t rule_count, c
     take(d.idle_in_transaction_timeout_us);
     take(d.idle_blocker_timeout_us);
     take(d.max_session_age_us);
+    take(d.max_transaction_time_us);
     for (std::size_t i = 0; i < rule_count; ++i) {
         if (!rules[i].enabled || rules[i].mode == Mode::kExempt) continue;
         take(rules[i].idle_timeout_us);
         take(rules[i].idle_in_transaction_timeout_us);
         take(rules[i].idle_blocker_timeout_us);
         take(rules[i].max_session_age_us);
+        take(rules[i].max_transaction_time_us);
     }
     return std::clamp(smallest, min_us, max_us);
 }

@@ -20,7 +20,12 @@ struct SessionSnapshot {
     SessionState state = SessionState::kOther;
     std::int64_t state_since = 0;
     std::int64_t backend_start = 0;
+    std::int64_t xact_start = 0;  // when its transaction began; 0 outside one
     bool blocking = false;  // holds a lock another session waits for
+    // This transaction's statement was already cancelled for max_transaction_time (action
+    // 'cancel'): the transaction is aborted and waits for the client's ROLLBACK; it is not
+    // acted on for its age again (its idle-in-transaction limit still applies).
+    bool transaction_cancelled = false;
 };
 
 // The global defaults (connguard.* settings), in microseconds; 0 = off.
@@ -29,6 +34,7 @@ struct LimitDefaults {
     std::int64_t idle_in_transaction_timeout_us = 0;
     std::int64_t idle_blocker_timeout_us = 0;
     std::int64_t max_session_age_us = 0;
+    std::int64_t max_transaction_time_us = 0;
 };
 
 // The limits in force for one session: its rule's values, or the defaults where the rule
@@ -38,6 +44,8 @@ struct Limits {
     std::int64_t idle_in_transaction_us = 0;
     std::int64_t idle_blocker_us = 0;
     std::int64_t max_age_us = 0;
+    std::int64_t transaction_us = 0;
+    bool cancel_busy = false;  // action 'cancel': a running statement past transaction_us is cancelled
 };
 
 Limits limits_for(const CompiledRule* rule, const LimitDefaults& defaults) noexcept;
@@ -48,11 +56,14 @@ struct Deadline {
     std::int64_t at = kNever;  // when the session must end
     EventReason reason = EventReason::kNone;
     std::int64_t limit_us = 0;  // the limit that sets `at`
+    bool cancel = false;        // cancel the running statement instead of ending the session
 };
 
-// The deadline of a session in its current state. Active sessions have none;
-// max_session_age applies only while plainly idle (then it ends the session as soon as it
-// is both idle and old enough); the blocker limit only while it is blocking.
+// The deadline of a session in its current state. max_transaction_time applies from the
+// transaction's start whatever the state inside it (running, idle in transaction, aborted);
+// otherwise active sessions have none; max_session_age applies only while plainly idle (then
+// it ends the session as soon as it is both idle and old enough); the blocker limit only
+// while it is blocking. The earliest deadline wins.
 Deadline deadline_for(const SessionSnapshot& session, const Limits& limits) noexcept;
 
 // When the worker must look at a session again although it has no deadline in its current
@@ -62,8 +73,9 @@ Deadline deadline_for(const SessionSnapshot& session, const Limits& limits) noex
 std::int64_t next_look_at(const SessionSnapshot& session, const Limits& limits, std::int64_t now,
                           std::int64_t poll_us) noexcept;
 
-// Right before ending a session: true only if it is the same session, still in the same
-// state since the same moment, and its deadline (recomputed now) has passed.
+// Right before ending a session: true only if it is the same session, its deadline
+// (recomputed now from what is seen) has passed, and it is still in the same state since the
+// same moment, or, for max_transaction_time, still in the same transaction.
 bool still_due(const SessionSnapshot& planned, const SessionSnapshot& now_seen, const Limits& limits,
                std::int64_t now) noexcept;
 

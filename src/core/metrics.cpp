@@ -130,10 +130,17 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         const RuleMetrics& r = rules[i];
         const std::pair<const char*, std::uint64_t> reasons[] = {
             {"cap", r.terminated_cap}, {"idle", r.terminated_idle}, {"idle_in_transaction", r.terminated_idle_in_transaction},
-            {"idle_blocker", r.terminated_idle_blocker}, {"age", r.terminated_age}};
+            {"idle_blocker", r.terminated_idle_blocker}, {"age", r.terminated_age},
+            {"transaction_time", r.terminated_transaction_time}};
         for (const auto& [reason, count] : reasons) {
             w.sample("connguard_rule_terminated_total", static_cast<double>(count), {{"rule", r.rule_name}, {"reason", reason}});
         }
+    }
+    w.family("connguard_rule_cancelled_total", "counter",
+             "Statements cancelled under each rule for max_transaction_time (action 'cancel').");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_cancelled_total", static_cast<double>(rules[i].cancelled_transaction_time),
+                 {{"rule", rules[i].rule_name}, {"reason", "transaction_time"}});
     }
     w.family("connguard_rule_would_reject_total", "counter", "Logins monitor mode or dry run would have refused.");
     for (std::size_t i = 0; i < rule_count; ++i) {

@@ -61,6 +61,8 @@ struct RuleMetrics {
     std::uint64_t terminated_idle_in_transaction;
     std::uint64_t terminated_idle_blocker;
     std::uint64_t terminated_age;
+    std::uint64_t terminated_transaction_time;
+    std::uint64_t cancelled_transaction_time;
     std::uint64_t would_reject;
     std::uint64_t would_terminate;
 };

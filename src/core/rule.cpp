@@ -30,6 +30,10 @@ const char* mode_name(Mode value) noexcept {
     return "enforce";
 }
 
+const char* time_action_name(TimeAction value) noexcept {
+    return value == TimeAction::kCancel ? "cancel" : "terminate";
+}
+
 std::optional<CapPer> parse_cap_per(std::string_view text) noexcept {
     for (CapPer v : {CapPer::kRule, CapPer::kDatabase, CapPer::kRole, CapPer::kApplication, CapPer::kClientAddr}) {
         if (text == cap_per_name(v)) return v;
@@ -40,6 +44,13 @@ std::optional<CapPer> parse_cap_per(std::string_view text) noexcept {
 std::optional<Mode> parse_mode(std::string_view text) noexcept {
     for (Mode v : {Mode::kEnforce, Mode::kMonitor, Mode::kExempt}) {
         if (text == mode_name(v)) return v;
+    }
+    return std::nullopt;
+}
+
+std::optional<TimeAction> parse_time_action(std::string_view text) noexcept {
+    for (TimeAction v : {TimeAction::kTerminate, TimeAction::kCancel}) {
+        if (text == time_action_name(v)) return v;
     }
     return std::nullopt;
 }

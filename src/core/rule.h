@@ -23,6 +23,11 @@ inline constexpr std::int64_t kMaxIntervalMicros = 3650LL * 86400 * kMicrosPerSe
 
 enum class CapPer : std::uint8_t { kRule, kDatabase, kRole, kApplication, kClientAddr };
 enum class Mode : std::uint8_t { kEnforce, kMonitor, kExempt };
+// What max_transaction_time does to a transaction that is running a statement when it passes
+// the limit: end the session (core 17's transaction_timeout does) or cancel the statement,
+// which aborts the transaction and leaves the session alive. A transaction idle when it
+// passes the limit is ended either way: a cancel does nothing to an idle session.
+enum class TimeAction : std::uint8_t { kTerminate, kCancel };
 
 // One row of connguard.rules as plain values; a missing optional is SQL NULL.
 // Intervals arrive as microseconds (months counted as 30 days, as PostgreSQL does).
@@ -42,6 +47,9 @@ struct RuleInput {
     std::optional<std::string_view> mode;
     std::optional<bool> enabled;
     std::optional<bool> pooler;  // NULL (or a table without the column) reads as false
+    // 1.2's columns; a table of 1.1 has none of them: they read as NULL.
+    std::optional<std::int64_t> max_transaction_time_us;
+    std::optional<std::string_view> action;  // NULL reads as 'terminate'
 };
 
 // A pattern field: absent (NULL, matches anything) or a validated glob.
@@ -77,6 +85,8 @@ struct CompiledRule {
     // session admitted under it keeps this rule and the group it logged in with whatever
     // application_name the pooler sets on each hand-over; a rename is neither refused nor ended.
     bool pooler = false;
+    std::int64_t max_transaction_time_us = kUnset;
+    TimeAction action = TimeAction::kTerminate;
 
     std::string_view name() const noexcept;
     // The group name of a "+group" role_name (without the '+'), empty otherwise.
@@ -87,7 +97,9 @@ static_assert(std::is_trivially_copyable_v<CompiledRule>, "compiled rules are co
 
 const char* cap_per_name(CapPer value) noexcept;
 const char* mode_name(Mode value) noexcept;
+const char* time_action_name(TimeAction value) noexcept;
 std::optional<CapPer> parse_cap_per(std::string_view text) noexcept;
 std::optional<Mode> parse_mode(std::string_view text) noexcept;
+std::optional<TimeAction> parse_time_action(std::string_view text) noexcept;
 
 }  // namespace connguard::core

@@ -189,6 +189,16 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
     if (!in.enabled) return {"enabled", "must not be NULL"};
     out->enabled = *in.enabled;
     out->pooler = in.pooler.value_or(false);
+
+    if (auto e = compile_interval("max_transaction_time", in.max_transaction_time_us, &out->max_transaction_time_us);
+        !e.ok()) {
+        return e;
+    }
+    if (in.action) {
+        const auto action = parse_time_action(*in.action);
+        if (!action) return {"action", quoted(*in.action) + " is not one of terminate, cancel"};
+        out->action = *action;
+    }
     return {};
 }
 

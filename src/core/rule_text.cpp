@@ -85,6 +85,8 @@ bool set_column(RuleInput* in, std::string_view name, std::string_view value) {
     if (name == "mode") return in->mode = value, true;
     if (name == "enabled") return boolean(value, &in->enabled);
     if (name == "pooler") return boolean(value, &in->pooler);
+    if (name == "max_transaction_time_us") return number(value, &in->max_transaction_time_us);
+    if (name == "action") return in->action = value, true;
     return false;
 }
 
@@ -112,6 +114,8 @@ std::string encode_rule_set(const CompiledRule* rules, std::size_t count) {
         put(&out, "mode", mode_name(r.mode));
         put(&out, "enabled", r.enabled ? "t" : "f");
         put(&out, "pooler", r.pooler ? "t" : "f");
+        if (r.max_transaction_time_us != kUnset) put_number(&out, "max_transaction_time_us", r.max_transaction_time_us);
+        put(&out, "action", time_action_name(r.action));
         out.append("end\n");
     }
     put_number(&out, "rules", static_cast<std::int64_t>(count));  // the closing line: a truncated file lacks it

@@ -33,10 +33,19 @@ const char* state_words(SessionState state) noexcept {
     }
 }
 
+namespace {
+
+// What the limit measured: the state, or for max_transaction_time the open transaction.
+const char* measured_words(SessionState state, EventReason reason) noexcept {
+    return reason == EventReason::kTransactionTime ? "transaction open" : state_words(state);
+}
+
+}  // namespace
+
 void describe_ending(SessionState state, std::int64_t in_state_us, const Deadline& deadline, const char* rule_name,
                      char* out, std::size_t size) noexcept {
     const char* reason = event_reason_name(deadline.reason);
-    std::snprintf(out, size, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", state_words(state),
+    std::snprintf(out, size, "%s for %.3f s; %s limit %.3f s (rule \"%s\")", measured_words(state, deadline.reason),
                   static_cast<double>(in_state_us) / 1e6, reason != nullptr ? reason : "no",
                   static_cast<double>(deadline.limit_us) / 1e6, rule_name);
 }
@@ -48,10 +57,13 @@ EndingWords ending_words(EventReason reason) noexcept {
         case EventReason::kIdleBlocker: return {"25P03", "terminating connection due to idle-in-transaction timeout"};
         case EventReason::kAge: return {"57P05", "terminating connection due to maximum session age"};
         case EventReason::kCap: return {"53300", "terminating connection due to too many connections"};
+        case EventReason::kTransactionTime: return {"25P04", "terminating connection due to transaction timeout"};
         case EventReason::kNone: break;
     }
     return {"57P01", nullptr};
 }
+
+EndingWords cancel_words() noexcept { return {"57014", "canceling statement due to transaction timeout"}; }
 
 namespace {
 
@@ -69,8 +81,11 @@ void client_ending_detail(SessionState state, std::int64_t in_state_us, const De
                           const char* rule_name, char* out, std::size_t size) noexcept {
     char limit[32];
     seconds_text(deadline.limit_us, limit, sizeof limit);
-    const char* what = deadline.reason == EventReason::kAge ? "; session age limit " : "; limit ";
-    std::snprintf(out, size, "pg_connguard rule \"%s\": %s for %.3f s%s%s s", rule_name, state_words(state),
+    const char* what = deadline.reason == EventReason::kAge               ? "; session age limit "
+                       : deadline.reason == EventReason::kTransactionTime ? "; transaction time limit "
+                                                                         : "; limit ";
+    std::snprintf(out, size, "pg_connguard rule \"%s\": %s for %.3f s%s%s s", rule_name,
+                  measured_words(state, deadline.reason),
                   static_cast<double>(in_state_us) / 1e6, what, limit);
 }
 

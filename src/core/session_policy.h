@@ -63,6 +63,7 @@ const char* state_words(SessionState state) noexcept;
 //   idle_blocker         25P03  (the same: it is idle in a transaction, holding a lock)
 //   age                  57P05  terminating connection due to maximum session age
 //   cap (a rename)       53300  terminating connection due to too many connections
+//   transaction_time     25P04  terminating connection due to transaction timeout (core 17's words)
 //   none (close_sessions, a DBA's request)  57P01, PostgreSQL's own words kept
 struct EndingWords {
     const char* sqlstate;  // five characters
@@ -70,8 +71,14 @@ struct EndingWords {
 };
 EndingWords ending_words(EventReason reason) noexcept;
 
+// A statement cancelled for max_transaction_time under action 'cancel': 57014 (query_canceled,
+// what statement_timeout and pg_cancel_backend give), "canceling statement due to transaction
+// timeout"; the DETAIL is client_ending_detail's.
+EndingWords cancel_words() noexcept;
+
 // The DETAIL the client reads: 'pg_connguard rule "leaky-app": idle in transaction for
-// 2.001 s; limit 2 s'.
+// 2.001 s; limit 2 s', or for max_transaction_time 'pg_connguard rule "web": transaction open
+// for 2.001 s; transaction time limit 2 s' (in_state_us is then the transaction's age).
 void client_ending_detail(SessionState state, std::int64_t in_state_us, const Deadline& deadline,
                           const char* rule_name, char* out, std::size_t size) noexcept;
 

@@ -65,16 +65,19 @@ void count_login_locked(SharedState* state, const char* rule_name, const core::A
     if (decision.verdict != core::Verdict::kReject) counters->peak = Max(counters->peak, decision.rule_sessions + 1);
 }
 
-void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would) {
+void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would,
+                       bool cancel) {
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
         if (would) {
             ++c->would_terminate;
+        } else if (cancel) {
+            ++c->cancelled;
         } else {
             ++c->terminated[static_cast<int>(reason)];
         }
     }
-    if (!would) ++state->total_terminated;
+    if (!would && !cancel) ++state->total_terminated;
     LWLockRelease(state->lock);
 }
 
@@ -113,7 +116,8 @@ void record_event(SharedState* state, core::EventKind kind, core::EventReason re
     Latch* wake = nullptr;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::ring_push(state->events, state->event_capacity, &state->events_written, event);
-    if (pid != 0) {
+    const bool ends_nothing = kind == core::EventKind::kCancelled || kind == core::EventKind::kWouldCancel;
+    if (pid != 0 && !ends_nothing) {
         wake = leave_group_news_locked(state, group_news_kind(kind), reason, in_state_us, event.database, event.role,
                                        event.application);
     }

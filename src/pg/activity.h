@@ -11,8 +11,11 @@ namespace connguard::pg {
 void count_login_locked(SharedState* state, const char* rule_name, const core::AdmissionDecision& decision,
                         double check_seconds);
 
-// Counts a session ended (or, with `would`, one that would have been) for rule_name.
-void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would);
+// Counts a session ended (or, with `would`, one that would have been) for rule_name; with
+// `cancel`, a statement cancelled for max_transaction_time instead (a would-cancel counts as
+// a would-terminate).
+void count_termination(SharedState* state, const char* rule_name, core::EventReason reason, bool would,
+                       bool cancel = false);
 
 // Counts a rename refused at SET (or, with `would`, one that would have been) for rule_name.
 void count_rename_refusal(SharedState* state, const char* rule_name, bool would);

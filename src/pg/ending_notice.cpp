@@ -19,15 +19,19 @@ emit_log_hook_type previous_hook = nullptr;
 // which never runs while an LWLock is held; the check for our lock guards the impossible case
 // of reporting while holding it (taking it again would wait forever).
 void report_ending_reason(ErrorData* edata) {
-    if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN && MyProc != nullptr) {
+    const bool ended = edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
+    const bool cancelled = edata->elevel == ERROR && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+    if ((ended || cancelled) && MyProc != nullptr) {
         SharedState* state = shared_state();
         const int place = CONNGUARD_MY_PROC_NUMBER();
         if (state != nullptr && place >= 0 && place < state->slot_count && !LWLockHeldByMe(state->lock)) {
-            LWLockAcquire(state->lock, LW_SHARED);
+            LWLockAcquire(state->lock, cancelled ? LW_EXCLUSIVE : LW_SHARED);
             const EndingNotice notice = state->endings[place];
+            const bool ours = notice.pid == MyProcPid && notice.cancel == cancelled;
+            if (ours && cancelled) state->endings[place].pid = 0;  // a later cancel is someone else's
             LWLockRelease(state->lock);
-            if (notice.pid == MyProcPid) {
-                const core::EndingWords words = core::ending_words(notice.reason);
+            if (ours) {
+                const core::EndingWords words = cancelled ? core::cancel_words() : core::ending_words(notice.reason);
                 MemoryContext caller = MemoryContextSwitchTo(ErrorContext);
                 edata->sqlerrcode =
                     MAKE_SQLSTATE(words.sqlstate[0], words.sqlstate[1], words.sqlstate[2], words.sqlstate[3],
@@ -43,12 +47,14 @@ void report_ending_reason(ErrorData* edata) {
 
 }  // namespace
 
-void post_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail) {
+void post_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail,
+                        bool cancel) {
     if (place < 0 || place >= state->slot_count) return;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     EndingNotice& notice = state->endings[place];
     notice.pid = pid;
     notice.reason = reason;
+    notice.cancel = cancel;
     strlcpy(notice.detail, detail, sizeof notice.detail);
     LWLockRelease(state->lock);
 }

@@ -4,7 +4,10 @@
 // its end ("terminating connection due to administrator command", 57P01), finds the notice
 // in an emit_log_hook and reports the reason instead: 57P05 / 25P03 with pg_connguard's
 // DETAIL (core::ending_words). A pg_terminate_backend of anyone else finds no notice for the
-// session and keeps PostgreSQL's words.
+// session and keeps PostgreSQL's words. A statement the worker cancels for
+// max_transaction_time (action 'cancel') reads 57014 "canceling statement due to transaction
+// timeout" with the DETAIL; that notice is used once. Both need the message to reach the
+// server log's hook: FATAL always does, the ERROR unless log_min_messages is above error.
 #pragma once
 
 #include "pg/shared_state.h"
@@ -12,7 +15,8 @@
 namespace connguard::pg {
 
 // Takes the lock. `place` is the session's slot index (its proc number).
-void post_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail);
+void post_ending_notice(SharedState* state, int place, int pid, core::EventReason reason, const char* detail,
+                        bool cancel = false);
 
 // Takes back a notice posted for an ending that did not happen (a refused or late signal),
 // only if it is still the one posted: the worker may have posted its own meanwhile.

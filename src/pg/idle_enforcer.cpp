@@ -4,7 +4,9 @@
 //   for the due ones: a fresh snapshot, the core re-check, SIGTERM -> log, event, counter.
 // Exempt sessions and sessions without a place (not admitted through pg_connguard) are
 // never ended. In monitor mode and dry run each would-be ending is recorded once per
-// idle period.
+// idle period, or for max_transaction_time once per transaction. Under action 'cancel' a
+// transaction running a statement past max_transaction_time gets SIGINT instead of SIGTERM
+// and is remembered as cancelled, so that its aborted remainder is not acted on again.
 #include "pg/idle_enforcer.h"
 
 #include <algorithm>
@@ -44,11 +46,14 @@ struct Candidate {
 // What the worker already did (or recorded as would-do) for a session in its current
 // state, so it neither signals twice nor logs a would_terminate every pass. A would-do
 // does not cover a real ending: once monitor mode or the dry run ends, a session already
-// past its limit is ended at the next pass.
+// past its limit is ended at the next pass. An action for max_transaction_time is kept by
+// transaction (its start), the others by state (since when).
 struct Handled {
     std::int32_t pid;
-    std::int64_t state_since;
+    std::int64_t since;  // state_since, or xact_start for max_transaction_time
+    bool transaction;
     bool would;
+    bool cancelled;  // the statement was cancelled, the session not ended
 };
 
 // The worker's own memory, allocated once (TopMemoryContext): one pass reuses it.
@@ -71,20 +76,38 @@ void allocate_memory(SharedState* state) {
     memory.scratch = AllocSetContextCreate(TopMemoryContext, "pg_connguard idle enforcement", ALLOCSET_SMALL_SIZES);
 }
 
-bool already_handled(const core::SessionSnapshot& s, bool would) {
+bool is_transaction_time(const core::Deadline& deadline) {
+    return deadline.reason == core::EventReason::kTransactionTime;
+}
+
+bool already_handled(const core::SessionSnapshot& s, const core::Deadline& deadline, bool would) {
+    const bool transaction = is_transaction_time(deadline);
+    const std::int64_t since = transaction ? s.xact_start : s.state_since;
     for (int i = 0; i < memory.handled_count; ++i) {
         const Handled& h = memory.handled[i];
-        if (h.pid == s.pid && h.state_since == s.state_since && (!h.would || would)) return true;
+        if (h.pid == s.pid && h.transaction == transaction && h.since == since && (!h.would || would)) return true;
     }
     return false;
 }
 
-void remember_handled(const core::SessionSnapshot& s, bool would, int capacity) {
+// Whether this transaction's statement was already cancelled for its age.
+bool transaction_cancelled(const core::SessionSnapshot& s) {
+    if (s.xact_start == 0) return false;
+    for (int i = 0; i < memory.handled_count; ++i) {
+        const Handled& h = memory.handled[i];
+        if (h.pid == s.pid && h.transaction && h.cancelled && h.since == s.xact_start) return true;
+    }
+    return false;
+}
+
+void remember_handled(const core::SessionSnapshot& s, const core::Deadline& deadline, bool would, int capacity) {
     if (memory.handled_count == capacity) {  // forget the oldest half; they have long gone
         memmove(memory.handled, memory.handled + capacity / 2, sizeof(Handled) * (capacity - capacity / 2));
         memory.handled_count = capacity - capacity / 2;
     }
-    memory.handled[memory.handled_count++] = Handled{s.pid, s.state_since, would};
+    const bool transaction = is_transaction_time(deadline);
+    memory.handled[memory.handled_count++] =
+        Handled{s.pid, transaction ? s.xact_start : s.state_since, transaction, would, deadline.cancel && !would};
 }
 
 bool is_blocker(const std::int32_t* blockers, int count, int pid) {
@@ -102,30 +125,34 @@ void act_on_due(SharedState* state) {
         if (status != nullptr) {
             seen = snapshot_of(*status);
             seen.blocking = c.snapshot.blocking;
+            seen.transaction_cancelled = c.snapshot.transaction_cancelled;
         }
         if (!core::still_due(c.snapshot, seen, c.judged.limits, now)) continue;  // it moved on: leave it alone
 
         const core::SessionSlot& slot = memory.picture->slots[c.place];
         const char* rule_name = c.judged.rule_name;
         const bool would = c.judged.would;
-        const core::Deadline& deadline = c.judged.deadline;
+        const core::Deadline deadline = core::deadline_for(seen, c.judged.limits);  // what is due now
+        const std::int64_t measured = now - (is_transaction_time(deadline) ? seen.xact_start : seen.state_since);
         char detail[192];
-        core::describe_ending(seen.state, now - c.snapshot.state_since, deadline, rule_name, detail, sizeof detail);
+        core::describe_ending(seen.state, measured, deadline, rule_name, detail, sizeof detail);
 
         const core::SessionKey key = core::key_of(slot, c.application);
-        remember_handled(c.snapshot, would, state->slot_count);
+        remember_handled(seen, deadline, would, state->slot_count);
         if (!would && BackendPidGetProc(c.snapshot.pid) == nullptr) continue;
-        record_event(state, would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated, deadline.reason,
-                     c.snapshot.pid, key, rule_name, detail, now - c.snapshot.state_since);
-        count_termination(state, rule_name, deadline.reason, would);
-        ereport(LOG, (errmsg("pg_connguard: %s session %d (%s): %s", would ? "would end" : "ending", c.snapshot.pid,
-                             core::event_reason_name(deadline.reason), detail)));
+        const core::EventKind kind = deadline.cancel ? (would ? core::EventKind::kWouldCancel : core::EventKind::kCancelled)
+                                                     : (would ? core::EventKind::kWouldTerminate : core::EventKind::kTerminated);
+        record_event(state, kind, deadline.reason, c.snapshot.pid, key, rule_name, detail, measured);
+        count_termination(state, rule_name, deadline.reason, would, deadline.cancel);
+        ereport(LOG, (errmsg("pg_connguard: %s session %d (%s): %s",
+                             deadline.cancel ? (would ? "would cancel the statement of" : "cancelling the statement of")
+                                             : (would ? "would end" : "ending"),
+                             c.snapshot.pid, core::event_reason_name(deadline.reason), detail)));
         if (would) continue;
         char client_detail[192];
-        core::client_ending_detail(seen.state, now - c.snapshot.state_since, deadline, rule_name, client_detail,
-                                   sizeof client_detail);
-        post_ending_notice(state, c.place, c.snapshot.pid, deadline.reason, client_detail);
-        (void)kill(c.snapshot.pid, SIGTERM);
+        core::client_ending_detail(seen.state, measured, deadline, rule_name, client_detail, sizeof client_detail);
+        post_ending_notice(state, c.place, c.snapshot.pid, deadline.reason, client_detail, deadline.cancel);
+        (void)kill(c.snapshot.pid, deadline.cancel ? SIGINT : SIGTERM);
     }
 }
 
@@ -141,7 +168,8 @@ TimestampTz enforce_idle_limits(SharedState* state) {
     const core::LimitDefaults& defaults = policy.defaults;
     TimestampTz next = now + core::scan_period_us(picture.rules, picture.rule_count, defaults, kMinScanUs, kMaxScanUs);
     const bool any_default = defaults.idle_timeout_us > 0 || defaults.idle_in_transaction_timeout_us > 0 ||
-                             defaults.idle_blocker_timeout_us > 0 || defaults.max_session_age_us > 0;
+                             defaults.idle_blocker_timeout_us > 0 || defaults.max_session_age_us > 0 ||
+                             defaults.max_transaction_time_us > 0;
     if (picture.rule_count == 0 && !any_default) return next;  // no limit anywhere: nothing to read
 
     MemoryContext caller = MemoryContextSwitchTo(memory.scratch);
@@ -162,6 +190,7 @@ TimestampTz enforce_idle_limits(SharedState* state) {
         Candidate c;
         c.place = place;
         c.snapshot = snapshot_of(status);
+        c.snapshot.transaction_cancelled = transaction_cancelled(c.snapshot);
         core::SessionFacts facts = session_facts(picture, place, c.snapshot, exempt_roles);
         c.judged = core::judge_session(facts, policy);
         if (c.judged.exempt) continue;
@@ -181,7 +210,9 @@ TimestampTz enforce_idle_limits(SharedState* state) {
             }
         }
         next = Min(next, core::next_look_at(c.snapshot, c.judged.limits, now, kAgedPollUs));
-        if (c.judged.deadline.at == core::kNever || already_handled(c.snapshot, c.judged.would)) continue;
+        if (c.judged.deadline.at == core::kNever || already_handled(c.snapshot, c.judged.deadline, c.judged.would)) {
+            continue;
+        }
         if (c.judged.deadline.at <= now) {
             strlcpy(c.application, status.st_appname != nullptr ? status.st_appname : "", sizeof c.application);
             memory.due[memory.due_count++] = c;

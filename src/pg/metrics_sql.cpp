@@ -149,6 +149,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.terminated_idle_in_transaction = row.integer("terminated_idle_in_transaction");
         r.terminated_idle_blocker = row.integer("terminated_idle_blocker");
         r.terminated_age = row.integer("terminated_age");
+        r.terminated_transaction_time = row.integer("terminated_transaction_time");
+        r.cancelled_transaction_time = row.integer("cancelled_transaction_time");
         r.would_reject = row.integer("would_reject");
         r.would_terminate = row.integer("would_terminate");
     }

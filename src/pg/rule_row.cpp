@@ -35,9 +35,11 @@ struct Column {
         return std::string_view(TextDatumGetCString(*value));
     }
 
-    // A column that 1.0's table does not have yet: absent reads as NULL.
+    // A column that an earlier version's table does not have yet: absent reads as NULL.
+    bool present(const char* name) const { return SPI_fnumber(desc, name) > 0; }
+
     std::optional<bool> boolean_if_present(const char* name) const {
-        if (SPI_fnumber(desc, name) <= 0) return std::nullopt;
+        if (!present(name)) return std::nullopt;
         const auto value = get(name);
         if (!value) return std::nullopt;
         return DatumGetBool(*value);
@@ -83,6 +85,8 @@ void read_rule_row(HeapTuple tuple, TupleDesc desc, core::RuleInput* out) {
     const auto enabled = row.get("enabled");
     out->enabled = enabled ? std::optional<bool>(DatumGetBool(*enabled)) : std::nullopt;
     out->pooler = row.boolean_if_present("pooler");
+    if (row.present("max_transaction_time")) out->max_transaction_time_us = row.interval_micros("max_transaction_time");
+    if (row.present("action")) out->action = row.string("action");
 }
 
 }  // namespace connguard::pg

@@ -76,9 +76,10 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     row->put(Int64GetDatum(static_cast<int64>(c->rejected)));
     for (core::EventReason reason : {core::EventReason::kCap, core::EventReason::kIdle,
                                      core::EventReason::kIdleInTransaction, core::EventReason::kIdleBlocker,
-                                     core::EventReason::kAge}) {
+                                     core::EventReason::kAge, core::EventReason::kTransactionTime}) {
         row->put(Int64GetDatum(static_cast<int64>(c->terminated[static_cast<int>(reason)])));
     }
+    row->put(Int64GetDatum(static_cast<int64>(c->cancelled)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));
     row->add_to(rsinfo);

@@ -183,6 +183,8 @@ extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
         put_limit(rule.max_session_age_us);
         row.put(text_datum(core::mode_name(rule.mode)));
         row.put(BoolGetDatum(rule.pooler));
+        put_limit(rule.max_transaction_time_us);
+        row.put(text_datum(core::time_action_name(rule.action)));
         row.put(Int64GetDatum(static_cast<int64>(version)));
         row.put(TimestampTzGetDatum(loaded_at));
         row.add_to(rsinfo);

@@ -58,6 +58,8 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     const std::uint64_t login_checks = state->login_checks;
     const double login_check_seconds = state->login_check_seconds;
     const bool reload_pending = pg_atomic_read_u64(&state->reload_requested) > state->reload_served;
+    char no_rules[kLoadErrorBytes];
+    strlcpy(no_rules, state->no_rules_reason, sizeof no_rules);
     LWLockRelease(state->lock);
 
     row.put(Int32GetDatum(MaxConnections));
@@ -83,6 +85,7 @@ extern "C" Datum connguard_server_status(PG_FUNCTION_ARGS) {
     row.put(Int64GetDatum(static_cast<int64>(login_checks)));
     row.put_if(login_checks > 0, Float8GetDatum(login_check_seconds * 1e6 / static_cast<double>(login_checks)));
     row.put(BoolGetDatum(reload_pending));
+    row.put_if(no_rules[0] != '\0', no_rules[0] != '\0' ? text_datum(no_rules) : Datum(0));
     PG_RETURN_DATUM(row.as_datum());
 }
 

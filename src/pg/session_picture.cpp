@@ -58,6 +58,7 @@ core::SessionSnapshot snapshot_of(const PgBackendStatus& status) {
     }
     s.state_since = status.st_state_start_timestamp;
     s.backend_start = status.st_proc_start_timestamp;
+    s.xact_start = status.st_xact_start_timestamp;
     return s;
 }
 
@@ -92,7 +93,8 @@ core::SessionPolicy session_policy(const SessionPicture& picture) {
     policy.rules = picture.rules;
     policy.rule_count = static_cast<std::size_t>(picture.rule_count);
     policy.defaults = {setting_idle_timeout_ms * kMs, setting_idle_in_transaction_timeout_ms * kMs,
-                       setting_idle_blocker_timeout_ms * kMs, setting_max_session_age_s * kS};
+                       setting_idle_blocker_timeout_ms * kMs, setting_max_session_age_s * kS,
+                       setting_max_transaction_time_ms * kMs};
     policy.exempt_superusers = setting_exempt_superusers;
     policy.dry_run = setting_dry_run;
     policy.default_cap = setting_max_connections_per_application;

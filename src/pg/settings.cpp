@@ -21,6 +21,7 @@ int setting_idle_timeout_ms = 0;
 int setting_idle_in_transaction_timeout_ms = 0;
 int setting_idle_blocker_timeout_ms = 0;
 int setting_max_session_age_s = 0;
+int setting_max_transaction_time_ms = 0;
 int setting_max_connections_per_application = 0;
 bool setting_exempt_superusers = true;
 char* setting_exempt_roles = nullptr;
@@ -104,6 +105,9 @@ void define_settings() {
     DefineCustomIntVariable("connguard.max_session_age", "Default maximum age of a session, applied while it is idle.",
                             "0 turns it off.", &setting_max_session_age_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
                             nullptr, nullptr, nullptr);
+    define_timeout("connguard.max_transaction_time",
+                   "Default limit for a transaction's age, running or idle; past it the session is ended (25P04).",
+                   &setting_max_transaction_time_ms);
     DefineCustomIntVariable("connguard.max_connections_per_application",
                             "Default cap for each distinct application_name among sessions that match no rule.",
                             "0 turns it off.", &setting_max_connections_per_application, 0, 0, kMaxBackends,

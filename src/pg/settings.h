@@ -13,6 +13,7 @@ extern int setting_idle_timeout_ms;
 extern int setting_idle_in_transaction_timeout_ms;
 extern int setting_idle_blocker_timeout_ms;
 extern int setting_max_session_age_s;
+extern int setting_max_transaction_time_ms;
 extern int setting_max_connections_per_application;
 extern bool setting_exempt_superusers;
 extern char* setting_exempt_roles;

@@ -63,6 +63,7 @@ inline constexpr std::size_t kLoadErrorBytes = 512;
 struct EndingNotice {
     std::int32_t pid;  // the session it is for; 0 = none
     core::EventReason reason;
+    bool cancel;  // its running statement is cancelled (max_transaction_time, action 'cancel'), not the session ended
     char detail[192];
 };
 

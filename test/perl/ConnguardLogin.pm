@@ -82,16 +82,19 @@ sub send_query {
 }
 
 # Waits for the result of the query sent last; returns undef on success, or the error's
-# "SQLSTATE: message" (also when the server ended the session meanwhile).
+# "SQLSTATE: message" (also when the server ended the session meanwhile). The error's
+# fields (C, M, D, ...) are kept in $session->{error}.
 sub wait_result {
     my ($session) = @_;
     my $error;
+    delete $session->{error};
     while (1) {
         my ($type, $reply) = read_message($session->{socket});
         return $error // 'connection closed' unless defined $type;
         if ($type eq 'E') {
             my %fields = map { substr($_, 0, 1) => substr($_, 1) } grep { length } split /\0/, $reply;
             $error = "$fields{C}: $fields{M}";
+            $session->{error} = \%fields;
         }
         return $error if $type eq 'Z';
     }

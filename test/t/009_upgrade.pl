@@ -1,8 +1,8 @@
 # Extension versions: ALTER EXTENSION pg_connguard UPDATE from every earlier version gives
 # exactly the objects and privileges of a fresh install (compared through pg_dump
 # --binary-upgrade --schema-only, which lists every member of the extension), and keeps the
-# rules, counters and events, while the server runs the new library. A fresh install of 1.1
-# runs 1.0's script and then the upgrade script (contrib's way), so today the comparison
+# rules, counters and events, while the server runs the new library. A fresh install of 1.2
+# runs 1.0's script and then each upgrade script (contrib's way), so today the comparison
 # guards that chain's end; it is what fails the day a full script of a new version drifts.
 use strict;
 use warnings;
@@ -13,8 +13,8 @@ use FindBin;
 use lib "$FindBin::Bin/../perl";
 use ConnguardLogin;
 
-my @earlier = ('1.0');
-my $current = '1.1';
+my @earlier = ('1.0', '1.1');
+my $current = '1.2';
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
@@ -49,13 +49,15 @@ like($fresh, qr/CREATE VIEW connguard\.sessions/, 'the dump lists the extension\
 
 for my $from (@earlier) {
     # Rules live in connguard.database (postgres): install the old version there, use it,
-    # update, and compare with the fresh install.
+    # update, and compare with the fresh install. Each version's rule has a name of its own:
+    # counters and events outlive DROP EXTENSION (they are the server's, not the catalog's).
+    my $kept = "kept-$from";
     $node->safe_psql('postgres', qq{DROP EXTENSION IF EXISTS pg_connguard; CREATE EXTENSION pg_connguard VERSION '$from';});
-    $node->safe_psql('postgres', q{
-INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('kept', 'kept', 0);
+    $node->safe_psql('postgres', qq{
+INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('$kept', '$kept', 0);
 SELECT connguard.reload_rules();
 });
-    my $refused = login($node, user => 'app', database => 'postgres', application_name => 'kept');
+    my $refused = login($node, user => 'app', database => 'postgres', application_name => $kept);
     is($refused->{sqlstate}, '53300', "$from: its rule is enforced");
     my ($stdout, $stderr);
     $node->psql('postgres', 'SELECT * FROM connguard.server_status', stdout => \$stdout, stderr => \$stderr);
@@ -67,12 +69,12 @@ SELECT connguard.reload_rules();
     my $updated = catalog_of('postgres');
     ok($updated eq $fresh, "$from: the updated objects and privileges are those of a fresh install")
       or diag(scalar `diff -u @{[ $node->basedir ]}/fresh.normalized.sql @{[ $node->basedir ]}/postgres.normalized.sql`);
-    is($node->safe_psql('postgres', q{SELECT rule_name FROM connguard.rules}), 'kept', "$from: the rules are kept");
-    is($node->safe_psql('postgres', q{SELECT rejected FROM connguard.rule_stats WHERE rule_name = 'kept'}), '1',
+    is($node->safe_psql('postgres', q{SELECT rule_name FROM connguard.rules}), $kept, "$from: the rules are kept");
+    is($node->safe_psql('postgres', qq{SELECT rejected FROM connguard.rule_stats WHERE rule_name = '$kept'}), '1',
         "$from: the counters are kept");
-    is($node->safe_psql('postgres', q{SELECT count(*) FROM connguard.events WHERE event = 'rejected' AND rule_name = 'kept'}),
+    is($node->safe_psql('postgres', qq{SELECT count(*) FROM connguard.events WHERE event = 'rejected' AND rule_name = '$kept'}),
         '1', "$from: the events are kept");
-    $refused = login($node, user => 'app', database => 'postgres', application_name => 'kept');
+    $refused = login($node, user => 'app', database => 'postgres', application_name => $kept);
     is($refused->{sqlstate}, '53300', "$from: and the rule is still enforced");
 }
 

@@ -1,6 +1,7 @@
 # Removing the extension removes its rules, and the rule file cannot be misread:
 #  - DROP EXTENSION pg_connguard in connguard.database, or DROP DATABASE of it, means no rule
-#    in force at once and after restarts, logged, recorded as an event and said by health();
+#    in force at once and after restarts, logged, recorded as an event and said by health() and
+#    server_status.no_rules_reason;
 #    a transient failure (the table renamed by mistake) keeps the last good rules;
 #  - a rule file of another format, truncated or garbled is ignored with a log line;
 #  - a rules loader that outlives the worker that started it never publishes its older rule
@@ -70,10 +71,14 @@ ok($node->log_contains(qr/no rules in force: the extension pg_connguard is not i
 like($node->safe_psql('other', 'SELECT message FROM connguard.health()'),
      qr/no rules in force: the extension pg_connguard is not installed in database "postgres"/, 'and so does health()');
 is($node->safe_psql('other', 'SELECT rules_loaded FROM connguard.server_status'), '0', 'server_status counts no rule');
+like($node->safe_psql('other', 'SELECT no_rules_reason FROM connguard.server_status'),
+     qr/^the extension pg_connguard is not installed in database "postgres"/, 'and says why in no_rules_reason');
 is($node->safe_psql('other', $no_rules_events), $events_before + 1, 'it is recorded as an event, once');
 like(slurp_file($rule_file), qr/\nrules 1:0\n$/, 'the rule file holds no rule');
 $node->restart;
 ok(!cap_enforced(), 'after a restart, no rule is in force from the first login');
+ok($node->poll_query_until('other', q{SELECT no_rules_reason LIKE 'the extension pg_connguard is not installed%'
+    FROM connguard.server_status}), 'server_status says why after the restart too');
 $node->stop('immediate');
 $node->start;
 ok(!cap_enforced(), 'nor after a crash restart');
@@ -83,6 +88,8 @@ install_rules('postgres');
 ok(cap_enforced(), 'CREATE EXTENSION and a rule again: enforced');
 unlike($node->safe_psql('other', 'SELECT message FROM connguard.health()'), qr/no rules in force/,
        'health() no longer says there are none');
+is($node->safe_psql('other', 'SELECT no_rules_reason IS NULL FROM connguard.server_status'), 't',
+   'nor does server_status');
 
 # --- DROP DATABASE of connguard.database
 $node->append_conf('postgresql.conf', "connguard.database = 'rulesdb'\n");
@@ -93,6 +100,8 @@ $node->safe_psql('postgres', 'DROP DATABASE rulesdb');
 ok(wait_for_no_cap(), 'after DROP DATABASE rulesdb the cap is no longer in force');
 like($node->safe_psql('other', 'SELECT message FROM connguard.health()'),
      qr/no rules in force: database "rulesdb" \(connguard.database\) does not exist/, 'health() says why');
+like($node->safe_psql('other', 'SELECT no_rules_reason FROM connguard.server_status'),
+     qr/^database "rulesdb" \(connguard.database\) does not exist/, 'so does server_status');
 $node->restart;
 ok(!cap_enforced(), 'and after a restart');
 $node->safe_psql('postgres', 'CREATE DATABASE rulesdb');

@@ -1,0 +1,87 @@
+-- pg_connguard 1.1 -> 1.2. A fresh CREATE EXTENSION of 1.2 runs 1.0's script, 1.0 -> 1.1 and
+-- then this one, so an updated installation and a fresh one have the same objects (TAP 009
+-- compares them). 1.2 is the one version of the workload columns; docs/versions.md lists its
+-- whole shape and which parts this build has (the rest is added here, not in a 1.3).
+\echo Use "ALTER EXTENSION pg_connguard UPDATE TO '1.2'" to load this file. \quit
+
+-- Per-rule transaction time: a transaction older than max_transaction_time (running or idle)
+-- is ended with 25P04, on every major; action 'cancel' cancels a running statement instead.
+ALTER TABLE connguard.rules ADD COLUMN max_transaction_time interval;
+ALTER TABLE connguard.rules ADD COLUMN action text NOT NULL DEFAULT 'terminate';
+COMMENT ON COLUMN connguard.rules.max_transaction_time IS
+    'End a transaction older than this, running or idle (25P04); NULL = connguard.max_transaction_time, 0 = never';
+COMMENT ON COLUMN connguard.rules.action IS
+    'terminate or cancel: what max_transaction_time does to a transaction running a statement (an idle one is ended)';
+
+DROP VIEW connguard.active_rules;
+DROP FUNCTION connguard._active_rules();
+CREATE FUNCTION connguard._active_rules(
+    OUT rule_name text,
+    OUT priority integer,
+    OUT database_name text,
+    OUT role_name text,
+    OUT application_name text,
+    OUT client_addr cidr,
+    OUT max_connections integer,
+    OUT cap_per text,
+    OUT idle_timeout interval,
+    OUT idle_in_transaction_timeout interval,
+    OUT idle_blocker_timeout interval,
+    OUT max_session_age interval,
+    OUT mode text,
+    OUT pooler boolean,
+    OUT max_transaction_time interval,
+    OUT action text,
+    OUT rule_set_version bigint,
+    OUT loaded_at timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_active_rules' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.active_rules AS SELECT * FROM connguard._active_rules();
+COMMENT ON VIEW connguard.active_rules IS
+    'The rules the server enforces now, in the order they are tried, with the rule-set version and load time';
+REVOKE ALL ON FUNCTION connguard._active_rules() FROM PUBLIC;
+REVOKE ALL ON connguard.active_rules FROM PUBLIC;
+GRANT SELECT ON connguard.active_rules TO pg_monitor;
+GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
+
+-- rule_stats counts sessions ended for their transaction's age, and statements cancelled for
+-- it (action 'cancel'; a would-cancel of monitor mode or dry run counts in would_terminate).
+DROP VIEW connguard.rule_stats;
+DROP FUNCTION connguard._rule_stats();
+CREATE FUNCTION connguard._rule_stats(
+    OUT rule_name text, OUT in_force boolean, OUT sessions integer, OUT cap integer, OUT cap_per text,
+    OUT peak integer, OUT admitted bigint, OUT rejected bigint, OUT terminated_cap bigint, OUT terminated_idle bigint,
+    OUT terminated_idle_in_transaction bigint, OUT terminated_idle_blocker bigint, OUT terminated_age bigint,
+    OUT terminated_transaction_time bigint, OUT cancelled_transaction_time bigint,
+    OUT would_reject bigint, OUT would_terminate bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.rule_stats AS SELECT * FROM connguard._rule_stats();
+COMMENT ON VIEW connguard.rule_stats IS
+    'Per rule (and "(default)" for sessions matching none): sessions now, cap, peak and counts since the last reset_stats()';
+REVOKE ALL ON FUNCTION connguard._rule_stats() FROM PUBLIC;
+REVOKE ALL ON connguard.rule_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._rule_stats() TO pg_monitor;
+GRANT SELECT ON connguard.rule_stats TO pg_monitor;
+
+-- server_status says why no rules are in force when that is on purpose (the extension or its
+-- database is gone): no_rules_reason, NULL while the rules come from connguard.rules.
+DROP VIEW connguard.server_status;
+DROP FUNCTION connguard._server_status();
+CREATE FUNCTION connguard._server_status(
+    OUT max_connections integer, OUT reserved_slots integer, OUT usable_slots integer, OUT client_sessions integer,
+    OUT active integer, OUT idle integer, OUT idle_in_transaction integer, OUT idle_in_transaction_aborted integer,
+    OUT waiting_on_lock integer, OUT utilization_pct double precision, OUT status text, OUT worker_pid integer,
+    OUT worker_last_run timestamptz, OUT rules_loaded integer, OUT rule_set_version bigint,
+    OUT rules_loaded_at timestamptz, OUT enabled boolean, OUT dry_run boolean, OUT events_dropped bigint,
+    OUT stats_reset timestamptz, OUT login_checks bigint, OUT login_check_avg_us double precision,
+    OUT reload_pending boolean, OUT no_rules_reason text)
+RETURNS record AS 'MODULE_PATHNAME', 'connguard_server_status' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.server_status AS SELECT * FROM connguard._server_status();
+COMMENT ON VIEW connguard.server_status IS
+    'The server as a whole: usable slots, client sessions by state, utilization and status, worker and rules';
+REVOKE ALL ON FUNCTION connguard._server_status() FROM PUBLIC;
+REVOKE ALL ON connguard.server_status FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
+GRANT SELECT ON connguard.server_status TO pg_monitor;

@@ -6,10 +6,17 @@
 
 -- Per-rule transaction time: a transaction older than max_transaction_time (running or idle)
 -- is ended with 25P04, on every major; action 'cancel' cancels a running statement instead.
+-- Per-rule statement_timeout and lock_timeout: the sessions' defaults (docs/timeouts.md).
 ALTER TABLE connguard.rules ADD COLUMN max_transaction_time interval;
 ALTER TABLE connguard.rules ADD COLUMN action text NOT NULL DEFAULT 'terminate';
 COMMENT ON COLUMN connguard.rules.max_transaction_time IS
     'End a transaction older than this, running or idle (25P04); NULL = connguard.max_transaction_time, 0 = never';
+ALTER TABLE connguard.rules ADD COLUMN statement_timeout interval;
+ALTER TABLE connguard.rules ADD COLUMN lock_timeout interval;
+COMMENT ON COLUMN connguard.rules.statement_timeout IS
+    'The sessions'' default statement_timeout from login, as ALTER ROLE ... IN DATABASE ... SET would set it; NULL = the server''s';
+COMMENT ON COLUMN connguard.rules.lock_timeout IS
+    'The sessions'' default lock_timeout from login, as ALTER ROLE ... IN DATABASE ... SET would set it; NULL = the server''s';
 COMMENT ON COLUMN connguard.rules.action IS
     'terminate or cancel: what max_transaction_time does to a transaction running a statement (an idle one is ended)';
 
@@ -32,6 +39,8 @@ CREATE FUNCTION connguard._active_rules(
     OUT pooler boolean,
     OUT max_transaction_time interval,
     OUT action text,
+    OUT statement_timeout interval,
+    OUT lock_timeout interval,
     OUT rule_set_version bigint,
     OUT loaded_at timestamptz)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_active_rules' LANGUAGE C VOLATILE

@@ -63,6 +63,13 @@ INSERT INTO connguard.rules (rule_name, action) VALUES ('t4', NULL);
 INSERT INTO connguard.rules (rule_name, max_transaction_time, action) VALUES ('t5', '30 seconds', 'cancel');
 SELECT rule_name, max_transaction_time, action FROM connguard.rules WHERE rule_name = 't5';
 DELETE FROM connguard.rules WHERE rule_name = 't5';
+-- statement_timeout and lock_timeout (1.2): PostgreSQL's own ranges, whole milliseconds
+INSERT INTO connguard.rules (rule_name, statement_timeout) VALUES ('s1', '-1 ms');
+INSERT INTO connguard.rules (rule_name, statement_timeout) VALUES ('s2', '25 days');
+INSERT INTO connguard.rules (rule_name, lock_timeout) VALUES ('s3', '0.5 ms');
+INSERT INTO connguard.rules (rule_name, statement_timeout, lock_timeout) VALUES ('s4', '30 s', '0');
+SELECT rule_name, statement_timeout, lock_timeout FROM connguard.rules WHERE rule_name = 's4';
+DELETE FROM connguard.rules WHERE rule_name = 's4';
 -- an UPDATE is validated like an INSERT, and a refused one changes nothing
 UPDATE connguard.rules SET max_connections = -5 WHERE rule_name = 'etl-cap';
 SELECT max_connections FROM connguard.rules WHERE rule_name = 'etl-cap';

@@ -20,6 +20,8 @@ inline constexpr const char* kDefaultRuleName = "(default)";
 inline constexpr std::int32_t kMaxConnectionsLimit = 262143;  // PostgreSQL's MAX_BACKENDS
 inline constexpr std::int64_t kMicrosPerSecond = 1000000;
 inline constexpr std::int64_t kMaxIntervalMicros = 3650LL * 86400 * kMicrosPerSecond;  // ten years
+// statement_timeout and lock_timeout are int milliseconds in PostgreSQL.
+inline constexpr std::int64_t kMaxCoreTimeoutMicros = 2147483647LL * 1000;
 
 enum class CapPer : std::uint8_t { kRule, kDatabase, kRole, kApplication, kClientAddr };
 enum class Mode : std::uint8_t { kEnforce, kMonitor, kExempt };
@@ -50,6 +52,8 @@ struct RuleInput {
     // 1.2's columns; a table of 1.1 has none of them: they read as NULL.
     std::optional<std::int64_t> max_transaction_time_us;
     std::optional<std::string_view> action;  // NULL reads as 'terminate'
+    std::optional<std::int64_t> statement_timeout_us;
+    std::optional<std::int64_t> lock_timeout_us;
 };
 
 // A pattern field: absent (NULL, matches anything) or a validated glob.
@@ -87,6 +91,10 @@ struct CompiledRule {
     bool pooler = false;
     std::int64_t max_transaction_time_us = kUnset;
     TimeAction action = TimeAction::kTerminate;
+    // The session's default statement_timeout / lock_timeout, whole milliseconds (kUnset: the
+    // server's own), set from login like ALTER ROLE ... IN DATABASE ... SET.
+    std::int64_t statement_timeout_ms = kUnset;
+    std::int64_t lock_timeout_ms = kUnset;
 
     std::string_view name() const noexcept;
     // The group name of a "+group" role_name (without the '+'), empty otherwise.

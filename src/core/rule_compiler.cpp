@@ -121,6 +121,17 @@ RuleError compile_interval(const char* column, const std::optional<std::int64_t>
     return {};
 }
 
+// A core timeout (int milliseconds): NULL leaves the server's, 0 turns it off.
+RuleError compile_core_timeout(const char* column, const std::optional<std::int64_t>& micros, std::int64_t* out_ms) {
+    *out_ms = kUnset;
+    if (!micros) return {};
+    if (*micros < 0) return {column, "must not be negative (use 0 to turn it off, NULL to leave the server's)"};
+    if (*micros > kMaxCoreTimeoutMicros) return {column, "must be at most 2147483647 ms, PostgreSQL's limit"};
+    if (*micros > 0 && *micros < 1000) return {column, "must be at least 1 ms (0 turns it off)"};
+    *out_ms = (*micros + 500) / 1000;
+    return {};
+}
+
 }  // namespace
 
 RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
@@ -199,6 +210,10 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
         if (!action) return {"action", quoted(*in.action) + " is not one of terminate, cancel"};
         out->action = *action;
     }
+    if (auto e = compile_core_timeout("statement_timeout", in.statement_timeout_us, &out->statement_timeout_ms); !e.ok()) {
+        return e;
+    }
+    if (auto e = compile_core_timeout("lock_timeout", in.lock_timeout_us, &out->lock_timeout_ms); !e.ok()) return e;
     return {};
 }
 

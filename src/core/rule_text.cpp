@@ -62,6 +62,14 @@ bool number(std::string_view text, std::optional<T>* out) {
     return true;
 }
 
+// A value kept in milliseconds, read back as the microseconds a rule row gives.
+bool milliseconds(std::string_view text, std::optional<std::int64_t>* out) {
+    std::optional<std::int64_t> ms;
+    if (!number(text, &ms) || *ms < 0 || *ms > kMaxCoreTimeoutMicros / 1000) return false;
+    *out = *ms * 1000;
+    return true;
+}
+
 bool boolean(std::string_view text, std::optional<bool>* out) {
     if (text != "t" && text != "f") return false;
     *out = text == "t";
@@ -87,6 +95,8 @@ bool set_column(RuleInput* in, std::string_view name, std::string_view value) {
     if (name == "pooler") return boolean(value, &in->pooler);
     if (name == "max_transaction_time_us") return number(value, &in->max_transaction_time_us);
     if (name == "action") return in->action = value, true;
+    if (name == "statement_timeout_ms") return milliseconds(value, &in->statement_timeout_us);
+    if (name == "lock_timeout_ms") return milliseconds(value, &in->lock_timeout_us);
     return false;
 }
 
@@ -116,6 +126,8 @@ std::string encode_rule_set(const CompiledRule* rules, std::size_t count) {
         put(&out, "pooler", r.pooler ? "t" : "f");
         if (r.max_transaction_time_us != kUnset) put_number(&out, "max_transaction_time_us", r.max_transaction_time_us);
         put(&out, "action", time_action_name(r.action));
+        if (r.statement_timeout_ms != kUnset) put_number(&out, "statement_timeout_ms", r.statement_timeout_ms);
+        if (r.lock_timeout_ms != kUnset) put_number(&out, "lock_timeout_ms", r.lock_timeout_ms);
         out.append("end\n");
     }
     put_number(&out, "rules", static_cast<std::int64_t>(count));  // the closing line: a truncated file lacks it

@@ -18,6 +18,7 @@
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
+#include "pg/rule_timeouts.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 
@@ -193,6 +194,9 @@ void admit_or_refuse(Port* port) {
     if (wake != nullptr) SetLatch(wake);
 
     free_memberships(&memberships);
+    if (decision.verdict != core::Verdict::kReject && decision.rule_index != core::kNoRule) {
+        follow_rule_timeouts(RuleTimeouts{rule.statement_timeout_ms, rule.lock_timeout_ms});
+    }
     // Admitted without a name: a name set before the first query is decided as the login's.
     // Not a pooler's connection: the name its pooler sets is the next client's, not its own.
     if (decision.verdict != core::Verdict::kReject && application[0] == '\0' && !exempt && !decision.pooled) {

@@ -2,6 +2,7 @@
 
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
+#include "pg/rule_timeouts.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
 
@@ -57,6 +58,8 @@ void settle(XactEvent event, void*) {
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
     bool over_cap = false;
     char rule_name[core::kMaxRuleNameBytes + 1] = "";
+    bool settled = false;
+    RuleTimeouts timeouts{core::kUnset, core::kUnset};
     Memberships& memberships = last_memberships();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::SessionSlot* own = &state->slots[index];
@@ -85,12 +88,18 @@ void settle(XactEvent event, void*) {
             }
         }
         own->settling = false;
+        settled = true;
+        if (const core::CompiledRule* now = core::rule_named(state->rules, state->rule_count, own->rule_name)) {
+            timeouts = RuleTimeouts{now->statement_timeout_ms, now->lock_timeout_ms};
+        }
     }
     if (kept->in_use) {
         core::release_slot(kept, &state->slot_tags[kept_index]);
         --state->kept_count;
     }
     LWLockRelease(state->lock);
+    // The rule's defaults, where they are its to set (the same rule's again changes nothing).
+    if (settled) follow_rule_timeouts(timeouts);
     if (over_cap) {
         ereport(LOG, (errmsg("pg_connguard: session %d keeps application_name \"%s\" that PostgreSQL restored; its "
                              "group under rule \"%s\" is over its cap until a session leaves it",

@@ -87,6 +87,8 @@ void read_rule_row(HeapTuple tuple, TupleDesc desc, core::RuleInput* out) {
     out->pooler = row.boolean_if_present("pooler");
     if (row.present("max_transaction_time")) out->max_transaction_time_us = row.interval_micros("max_transaction_time");
     if (row.present("action")) out->action = row.string("action");
+    if (row.present("statement_timeout")) out->statement_timeout_us = row.interval_micros("statement_timeout");
+    if (row.present("lock_timeout")) out->lock_timeout_us = row.interval_micros("lock_timeout");
 }
 
 }  // namespace connguard::pg

@@ -179,3 +179,40 @@ TEST(TransactionTime, TheClientReadsCore17sWords) {
     EXPECT_STREQ(text, "transaction open for 2.001 s; transaction_time limit 2.000 s (rule \"web\")");
     EXPECT_STREQ(event_reason_name(EventReason::kTransactionTime), "transaction_time");
 }
+
+TEST(RuleTimeouts, WholeMillisecondsWithinPostgresLimits) {
+    RuleInput in = rule_input();
+    CompiledRule out;
+    in.statement_timeout_us = 1500 * 1000;
+    in.lock_timeout_us = 0;
+    ASSERT_TRUE(compile_rule(in, &out).ok());
+    EXPECT_EQ(out.statement_timeout_ms, 1500);
+    EXPECT_EQ(out.lock_timeout_ms, 0) << "0 turns the timeout off, as in PostgreSQL";
+    in.statement_timeout_us = std::nullopt;
+    in.lock_timeout_us = std::nullopt;
+    ASSERT_TRUE(compile_rule(in, &out).ok());
+    EXPECT_EQ(out.statement_timeout_ms, kUnset) << "NULL leaves the server's";
+    EXPECT_EQ(out.lock_timeout_ms, kUnset);
+    in.statement_timeout_us = -1;
+    EXPECT_EQ(compile_rule(in, &out).field, "statement_timeout");
+    in.statement_timeout_us = 2147483648LL * 1000;
+    EXPECT_EQ(compile_rule(in, &out).message, "must be at most 2147483647 ms, PostgreSQL's limit");
+    in.statement_timeout_us = std::nullopt;
+    in.lock_timeout_us = 400;
+    EXPECT_EQ(compile_rule(in, &out).field, "lock_timeout");
+    EXPECT_EQ(compile_rule(in, &out).message, "must be at least 1 ms (0 turns it off)");
+}
+
+TEST(RuleTimeouts, TheRuleFileKeepsThem) {
+    RuleInput in = rule_input("web");
+    in.statement_timeout_us = 250 * 1000;
+    in.lock_timeout_us = 0;
+    const CompiledRule rules[] = {compiled(in), compiled(rule_input("plain"))};
+    const CompiledRuleSet back = decode_rule_set(encode_rule_set(rules, 2), 16);
+    ASSERT_TRUE(back.error.empty()) << back.error;
+    for (const CompiledRule& r : back.rules) {
+        const bool web = r.name() == "web";
+        EXPECT_EQ(r.statement_timeout_ms, web ? 250 : kUnset);
+        EXPECT_EQ(r.lock_timeout_ms, web ? 0 : kUnset);
+    }
+}

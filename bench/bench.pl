@@ -359,6 +359,58 @@ my $lateness;  # also for row 7d
         'client-side, one event loop: from each ReadyForQuery to its FATAL, less 1 s'];
 }
 
+# --- 3b. max_transaction_time precision: lateness past a 1 s transaction limit, busy sessions.
+{
+    settle();
+    $with->safe_psql('postgres', q{
+        INSERT INTO connguard.rules (rule_name, priority, application_name, max_transaction_time)
+            VALUES ('precise-tx', 1, 'late-tx', '1 s');
+        SELECT connguard.reload_rules();});
+    # 50 sessions each begin a transaction that would sleep 30 s, sent 20 ms apart so that
+    # their deadlines are staggered; one event loop timestamps each FATAL as it arrives.
+    my $busy_lateness = sub {
+        my @sessions = map { login($with, user => 'app', database => 'postgres', application_name => 'late-tx') } 1 .. 50;
+        die 'refused' if grep { !$_->{admitted} } @sessions;
+        my %sent_at;
+        for my $s (@sessions) {
+            send_query($s, 'BEGIN; SELECT pg_sleep(30)');
+            $sent_at{ $s->{pid} } = time();
+            sleep(0.02);
+        }
+        my %by_socket = map { ($_->{socket} => $_) } @sessions;
+        my $select = IO::Select->new(map { $_->{socket} } @sessions);
+        my %ended_at;
+        my $give_up = time() + 15;
+        while ($select->count && time() < $give_up) {
+            for my $socket ($select->can_read(0.5)) {
+                my $now = time();
+                my ($type) = ConnguardLogin::read_message($socket);
+                my $pid = $by_socket{$socket}{pid};
+                next if defined $type && $type ne 'E';
+                $ended_at{$pid} //= $now;
+                $select->remove($socket) unless defined $type;
+            }
+        }
+        return map { ($ended_at{$_} - $sent_at{$_} - 1.0) * 1000 } keys %ended_at;
+    };
+    my (@client, @server);
+    for my $round (1 .. 4) {
+        my $log_offset = -s $with->logfile;
+        push @client, $busy_lateness->();
+        # The worker's own measure: "transaction open for X s" in its log line for each ending.
+        push @server, map { ($_ - 1.0) * 1000 }
+          (substr(slurp_file($with->logfile), $log_offset) =~
+           /pg_connguard: ending session \d+ \(transaction_time\): transaction open for ([0-9.]+) s/g);
+    }
+    push @rows, ['3b. max_transaction_time precision: ms past a 1 s transaction limit, 4 x 50 busy sessions (p50 / p99 / max)',
+        sprintf('server: %.1f / %.1f / %.1f; client: %.1f / %.1f / %.1f', pct(50, @server), pct(99, @server), pct(100, @server),
+            pct(50, @client), pct(99, @client), pct(100, @client)),
+        'none (15 has no transaction_timeout)', '', 'p99 <= 20 ms (server)', @server == 200 && pct(99, @server) <= 20,
+        sprintf('%d of 200 ended by pg_connguard (FATAL 25P04) while running pg_sleep(30); the client measure adds the '
+            . 'time to start the transaction and the event loop\'s own delay', scalar @client),
+        'server: the worker\'s own "transaction open for" of each ending; client: from sending BEGIN to the FATAL, less 1 s'];
+}
+
 # --- 4. Cap exactness under a storm: 300 simultaneous logins against a cap of 10.
 {
     $with->safe_psql('postgres', q{

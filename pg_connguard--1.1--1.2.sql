@@ -94,3 +94,27 @@ REVOKE ALL ON FUNCTION connguard._server_status() FROM PUBLIC;
 REVOKE ALL ON connguard.server_status FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
 GRANT SELECT ON connguard.server_status TO pg_monitor;
+
+-- pool_advice counts a group's sessions ended for their transaction's age.
+DROP VIEW connguard.pool_advice;
+DROP FUNCTION connguard._pool_advice();
+CREATE FUNCTION connguard._pool_advice(
+    OUT datname text, OUT usename text, OUT application_name text, OUT rule_name text, OUT cap integer,
+    OUT sessions integer, OUT peak_sessions_1h integer, OUT peak_sessions integer, OUT peak_active_1h integer,
+    OUT peak_active integer, OUT p95_active integer, OUT idle_pct double precision, OUT at_cap_pct double precision,
+    OUT logins_per_minute double precision, OUT median_session interval, OUT logins bigint, OUT refused bigint,
+    OUT ended_idle bigint, OUT ended_idle_in_transaction bigint, OUT ended_idle_blocker bigint, OUT ended_age bigint,
+    OUT ended_cap bigint, OUT ended_closed bigint, OUT ended_transaction_time bigint, OUT would_refuse bigint,
+    OUT would_end bigint, OUT recommended_cap integer, OUT findings text[], OUT evidence text[],
+    OUT since timestamp with time zone)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_pool_advice' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.pool_advice AS
+    SELECT * FROM connguard._pool_advice() ORDER BY cardinality(findings) DESC, peak_sessions DESC, datname, usename,
+        application_name;
+COMMENT ON VIEW connguard.pool_advice IS
+    'Per (database, role, application_name): figures over time, the rule and cap, a recommended cap and findings with evidence';
+REVOKE ALL ON FUNCTION connguard._pool_advice() FROM PUBLIC;
+REVOKE ALL ON connguard.pool_advice FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._pool_advice() TO pg_monitor;
+GRANT SELECT ON connguard.pool_advice TO pg_monitor;

@@ -2,7 +2,7 @@
 # Runs pg_connguard's benchmarks on this machine and prints a table of ratios measured
 # side by side in one run: the core's hot paths (Google Benchmark), then two local
 # clusters, with and without the library, under pgbench and purpose-built loads.
-# Takes about 25 minutes. BENCH_SECONDS (per pgbench run), BENCH_ROUNDS, BENCH_MANY_SESSIONS and
+# Takes about 25 minutes (40 on a machine slow to fork). BENCH_SECONDS (per pgbench run), BENCH_ROUNDS, BENCH_MANY_SESSIONS and
 # BENCH_WORKER_SECONDS shorten it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

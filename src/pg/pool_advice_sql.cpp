@@ -119,6 +119,7 @@ extern "C" Datum connguard_pool_advice(PG_FUNCTION_ARGS) {
     constexpr auto age = static_cast<int>(core::EventReason::kAge);
     constexpr auto cap = static_cast<int>(core::EventReason::kCap);
     constexpr auto closed = static_cast<int>(core::EventReason::kNone);
+    constexpr auto transaction_time = static_cast<int>(core::EventReason::kTransactionTime);
     ResultRow row(rsinfo->setDesc);
     for (int i = 0; i < count; ++i) {
         const PlainGroup& g = groups[i];
@@ -146,6 +147,7 @@ extern "C" Datum connguard_pool_advice(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.ended[age])));
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.ended[cap])));
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.ended[closed])));
+        row.put(Int64GetDatum(static_cast<std::int64_t>(s.ended[transaction_time])));
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.would_refuse)));
         row.put(Int64GetDatum(sum(s.would_end, core::kEventReasonCount)));
         row.put_if(g.recommended_cap > 0, Int32GetDatum(g.recommended_cap));

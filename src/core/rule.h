@@ -78,23 +78,24 @@ struct CompiledRule {
     bool has_client_addr = false;
     Cidr client_addr;
     std::int32_t max_connections = -1;  // -1: NULL
-    CapPer cap_per = CapPer::kRule;
     std::int64_t idle_timeout_us = kUnset;
     std::int64_t idle_in_transaction_timeout_us = kUnset;
     std::int64_t idle_blocker_timeout_us = kUnset;
     std::int64_t max_session_age_us = kUnset;
+    std::int64_t max_transaction_time_us = kUnset;
+    // The session's default statement_timeout / lock_timeout, whole milliseconds (kUnset: the
+    // server's own), set from login like ALTER ROLE ... IN DATABASE ... SET.
+    std::int64_t statement_timeout_ms = kUnset;
+    std::int64_t lock_timeout_ms = kUnset;
+    // The one-byte fields last, together (less padding; compile_rule zeroes what is left).
+    CapPer cap_per = CapPer::kRule;
     Mode mode = Mode::kEnforce;
     bool enabled = true;
     // Its sessions are a pooler's server connections (PgBouncer, pgcat, Odyssey, Pgpool): a
     // session admitted under it keeps this rule and the group it logged in with whatever
     // application_name the pooler sets on each hand-over; a rename is neither refused nor ended.
     bool pooler = false;
-    std::int64_t max_transaction_time_us = kUnset;
     TimeAction action = TimeAction::kTerminate;
-    // The session's default statement_timeout / lock_timeout, whole milliseconds (kUnset: the
-    // server's own), set from login like ALTER ROLE ... IN DATABASE ... SET.
-    std::int64_t statement_timeout_ms = kUnset;
-    std::int64_t lock_timeout_ms = kUnset;
 
     std::string_view name() const noexcept;
     // The group name of a "+group" role_name (without the '+'), empty otherwise.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "classifier.h"
 
@@ -135,7 +136,10 @@ RuleError compile_core_timeout(const char* column, const std::optional<std::int6
 }  // namespace
 
 RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
-    *out = CompiledRule{};
+    // Zero bytes everywhere, padding included, then the defaults: two compilations of the same
+    // row are equal byte for byte (an assignment from a temporary may leave padding as it was).
+    std::memset(static_cast<void*>(out), 0, sizeof *out);
+    new (out) CompiledRule();
     if (!in.rule_name || in.rule_name->empty()) return {"rule_name", "must not be empty"};
     if (in.rule_name->size() > kMaxRuleNameBytes) {
         return {"rule_name", quoted(*in.rule_name) + " is longer than " + std::to_string(kMaxRuleNameBytes) + " bytes"};

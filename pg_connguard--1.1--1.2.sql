@@ -7,6 +7,7 @@
 -- Per-rule transaction time: a transaction older than max_transaction_time (running or idle)
 -- is ended with 25P04, on every major; action 'cancel' cancels a running statement instead.
 -- Per-rule statement_timeout and lock_timeout: the sessions' defaults (docs/timeouts.md).
+-- max_active and active_wait: running transactions per group, and the queue (docs/workload.md).
 ALTER TABLE connguard.rules ADD COLUMN max_transaction_time interval;
 ALTER TABLE connguard.rules ADD COLUMN action text NOT NULL DEFAULT 'terminate';
 COMMENT ON COLUMN connguard.rules.max_transaction_time IS
@@ -17,6 +18,12 @@ COMMENT ON COLUMN connguard.rules.statement_timeout IS
     'The sessions'' default statement_timeout from login, as ALTER ROLE ... IN DATABASE ... SET would set it; NULL = the server''s';
 COMMENT ON COLUMN connguard.rules.lock_timeout IS
     'The sessions'' default lock_timeout from login, as ALTER ROLE ... IN DATABASE ... SET would set it; NULL = the server''s';
+ALTER TABLE connguard.rules ADD COLUMN max_active integer;
+ALTER TABLE connguard.rules ADD COLUMN active_wait interval;
+COMMENT ON COLUMN connguard.rules.max_active IS
+    'Most sessions of the group inside a transaction at once; the others queue FIFO (see active_wait); NULL = no limit';
+COMMENT ON COLUMN connguard.rules.active_wait IS
+    'How long a statement may queue for a max_active place before it fails with 53000; NULL = connguard.active_wait';
 COMMENT ON COLUMN connguard.rules.action IS
     'terminate or cancel: what max_transaction_time does to a transaction running a statement (an idle one is ended)';
 
@@ -41,6 +48,8 @@ CREATE FUNCTION connguard._active_rules(
     OUT action text,
     OUT statement_timeout interval,
     OUT lock_timeout interval,
+    OUT max_active integer,
+    OUT active_wait interval,
     OUT rule_set_version bigint,
     OUT loaded_at timestamptz)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_active_rules' LANGUAGE C VOLATILE
@@ -54,7 +63,9 @@ GRANT SELECT ON connguard.active_rules TO pg_monitor;
 GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
 
 -- rule_stats counts sessions ended for their transaction's age, and statements cancelled for
--- it (action 'cancel'; a would-cancel of monitor mode or dry run counts in would_terminate).
+-- it (action 'cancel'; a would-cancel of monitor mode or dry run counts in would_terminate), and
+-- max_active's statements queued, those that gave up (past active_wait, or a place-holder
+-- waiting for their lock), the time queued, and would-waits of monitor mode or dry run.
 DROP VIEW connguard.rule_stats;
 DROP FUNCTION connguard._rule_stats();
 CREATE FUNCTION connguard._rule_stats(
@@ -62,7 +73,8 @@ CREATE FUNCTION connguard._rule_stats(
     OUT peak integer, OUT admitted bigint, OUT rejected bigint, OUT terminated_cap bigint, OUT terminated_idle bigint,
     OUT terminated_idle_in_transaction bigint, OUT terminated_idle_blocker bigint, OUT terminated_age bigint,
     OUT terminated_transaction_time bigint, OUT cancelled_transaction_time bigint,
-    OUT would_reject bigint, OUT would_terminate bigint)
+    OUT active_waits bigint, OUT active_wait_timeouts bigint, OUT active_wait_deadlocks bigint,
+    OUT active_wait_time interval, OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.rule_stats AS SELECT * FROM connguard._rule_stats();

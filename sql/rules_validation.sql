@@ -70,6 +70,13 @@ INSERT INTO connguard.rules (rule_name, lock_timeout) VALUES ('s3', '0.5 ms');
 INSERT INTO connguard.rules (rule_name, statement_timeout, lock_timeout) VALUES ('s4', '30 s', '0');
 SELECT rule_name, statement_timeout, lock_timeout FROM connguard.rules WHERE rule_name = 's4';
 DELETE FROM connguard.rules WHERE rule_name = 's4';
+-- max_active and active_wait (1.2): at least one place; a wait from 0 (fail at once)
+INSERT INTO connguard.rules (rule_name, max_active) VALUES ('a1', 0);
+INSERT INTO connguard.rules (rule_name, max_active) VALUES ('a2', -3);
+INSERT INTO connguard.rules (rule_name, active_wait) VALUES ('a3', '-1 s');
+INSERT INTO connguard.rules (rule_name, max_active, active_wait) VALUES ('a4', 4, '0');
+SELECT rule_name, max_active, active_wait FROM connguard.rules WHERE rule_name = 'a4';
+DELETE FROM connguard.rules WHERE rule_name = 'a4';
 -- an UPDATE is validated like an INSERT, and a refused one changes nothing
 UPDATE connguard.rules SET max_connections = -5 WHERE rule_name = 'etl-cap';
 SELECT max_connections FROM connguard.rules WHERE rule_name = 'etl-cap';

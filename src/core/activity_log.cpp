@@ -50,6 +50,9 @@ const char* event_kind_name(EventKind kind) noexcept {
         case EventKind::kRulesError: return "rules_error";
         case EventKind::kCancelled: return "cancelled";
         case EventKind::kWouldCancel: return "would_cancel";
+        case EventKind::kWaitTimeout: return "wait_timeout";
+        case EventKind::kWaitDeadlock: return "wait_deadlock";
+        case EventKind::kWouldWait: return "would_wait";
     }
     return "rejected";
 }
@@ -63,6 +66,7 @@ const char* event_reason_name(EventReason reason) noexcept {
         case EventReason::kIdleBlocker: return "idle_blocker";
         case EventReason::kAge: return "age";
         case EventReason::kTransactionTime: return "transaction_time";
+        case EventReason::kMaxActive: return "max_active";
     }
     return nullptr;
 }

@@ -13,9 +13,11 @@
 
 namespace connguard::core {
 
-enum class EventReason : std::uint8_t { kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge, kTransactionTime };
-inline constexpr std::size_t kEventReasonCount = 7;  // arrays indexed by EventReason
-static_assert(static_cast<std::size_t>(EventReason::kTransactionTime) + 1 == kEventReasonCount,
+enum class EventReason : std::uint8_t {
+    kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge, kTransactionTime, kMaxActive
+};
+inline constexpr std::size_t kEventReasonCount = 8;  // arrays indexed by EventReason
+static_assert(static_cast<std::size_t>(EventReason::kMaxActive) + 1 == kEventReasonCount,
               "a new reason needs the count");
 
 struct RuleCounters {
@@ -26,6 +28,14 @@ struct RuleCounters {
     std::uint64_t terminated[kEventReasonCount];  // by EventReason (kCap, kIdle, ... ; kNone unused)
     std::uint64_t would_terminate;  // would-cancels included
     std::uint64_t cancelled;  // statements cancelled for max_transaction_time (action 'cancel')
+    // max_active: statements that queued for a place, those that gave up at active_wait, those
+    // that gave up because a place-holder waited for their lock, the time queued (microseconds),
+    // and statements that ran over the limit in monitor mode or dry run.
+    std::uint64_t active_waits;
+    std::uint64_t active_wait_timeouts;
+    std::uint64_t active_wait_deadlocks;
+    std::uint64_t active_wait_us;
+    std::uint64_t would_wait;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };
 static_assert(std::is_trivially_copyable_v<RuleCounters>);
@@ -46,7 +56,8 @@ RuleCounters* find_or_add_counters(RuleCounters* table, std::size_t capacity, co
 void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded needed, const void* context) noexcept;
 
 enum class EventKind : std::uint8_t {
-    kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError, kCancelled, kWouldCancel
+    kRejected, kTerminated, kWouldReject, kWouldTerminate, kRulesLoaded, kRulesError, kCancelled, kWouldCancel,
+    kWaitTimeout, kWaitDeadlock, kWouldWait  // max_active: a statement that gave up queueing, or ran over the limit
 };
 
 const char* event_kind_name(EventKind kind) noexcept;

@@ -54,6 +54,8 @@ struct RuleInput {
     std::optional<std::string_view> action;  // NULL reads as 'terminate'
     std::optional<std::int64_t> statement_timeout_us;
     std::optional<std::int64_t> lock_timeout_us;
+    std::optional<std::int32_t> max_active;
+    std::optional<std::int64_t> active_wait_us;
 };
 
 // A pattern field: absent (NULL, matches anything) or a validated glob.
@@ -87,6 +89,10 @@ struct CompiledRule {
     // server's own), set from login like ALTER ROLE ... IN DATABASE ... SET.
     std::int64_t statement_timeout_ms = kUnset;
     std::int64_t lock_timeout_ms = kUnset;
+    // Most sessions of a group inside a transaction at once (-1: no limit), and how long a
+    // statement may queue for a place (kUnset: connguard.active_wait; 0: not at all).
+    std::int64_t active_wait_us = kUnset;
+    std::int32_t max_active = -1;
     // The one-byte fields last, together (less padding; compile_rule zeroes what is left).
     CapPer cap_per = CapPer::kRule;
     Mode mode = Mode::kEnforce;

@@ -218,6 +218,18 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
         return e;
     }
     if (auto e = compile_core_timeout("lock_timeout", in.lock_timeout_us, &out->lock_timeout_ms); !e.ok()) return e;
+    if (in.max_active) {
+        if (*in.max_active < 1) return {"max_active", "must be at least 1 (NULL for no limit)"};
+        if (*in.max_active > kMaxConnectionsLimit) {
+            return {"max_active", "must be at most " + std::to_string(kMaxConnectionsLimit)};
+        }
+        out->max_active = *in.max_active;
+    }
+    if (in.active_wait_us && *in.active_wait_us < 0) {
+        return {"active_wait", "must not be negative (0 fails at once when every place is taken, NULL for "
+                               "connguard.active_wait)"};
+    }
+    if (auto e = compile_interval("active_wait", in.active_wait_us, &out->active_wait_us); !e.ok()) return e;
     return {};
 }
 

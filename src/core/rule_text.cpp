@@ -97,6 +97,8 @@ bool set_column(RuleInput* in, std::string_view name, std::string_view value) {
     if (name == "action") return in->action = value, true;
     if (name == "statement_timeout_ms") return milliseconds(value, &in->statement_timeout_us);
     if (name == "lock_timeout_ms") return milliseconds(value, &in->lock_timeout_us);
+    if (name == "max_active") return number(value, &in->max_active);
+    if (name == "active_wait_us") return number(value, &in->active_wait_us);
     return false;
 }
 
@@ -128,6 +130,8 @@ std::string encode_rule_set(const CompiledRule* rules, std::size_t count) {
         put(&out, "action", time_action_name(r.action));
         if (r.statement_timeout_ms != kUnset) put_number(&out, "statement_timeout_ms", r.statement_timeout_ms);
         if (r.lock_timeout_ms != kUnset) put_number(&out, "lock_timeout_ms", r.lock_timeout_ms);
+        if (r.max_active >= 0) put_number(&out, "max_active", r.max_active);
+        if (r.active_wait_us != kUnset) put_number(&out, "active_wait_us", r.active_wait_us);
         out.append("end\n");
     }
     put_number(&out, "rules", static_cast<std::int64_t>(count));  // the closing line: a truncated file lacks it

@@ -58,7 +58,8 @@ EndingWords ending_words(EventReason reason) noexcept {
         case EventReason::kAge: return {"57P05", "terminating connection due to maximum session age"};
         case EventReason::kCap: return {"53300", "terminating connection due to too many connections"};
         case EventReason::kTransactionTime: return {"25P04", "terminating connection due to transaction timeout"};
-        case EventReason::kNone: break;
+        case EventReason::kNone:
+        case EventReason::kMaxActive: break;  // max_active ends no session
     }
     return {"57P01", nullptr};
 }

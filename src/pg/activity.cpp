@@ -81,6 +81,23 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
     LWLockRelease(state->lock);
 }
 
+void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd end, std::int64_t waited_us) {
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
+        ++c->active_waits;
+        c->active_wait_us += static_cast<std::uint64_t>(Max(waited_us, static_cast<std::int64_t>(0)));
+        if (end == ActiveWaitEnd::kTimeout) ++c->active_wait_timeouts;
+        if (end == ActiveWaitEnd::kDeadlock) ++c->active_wait_deadlocks;
+    }
+    LWLockRelease(state->lock);
+}
+
+void count_would_wait(SharedState* state, const char* rule_name) {
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    if (core::RuleCounters* c = counters_of_locked(state, rule_name)) ++c->would_wait;
+    LWLockRelease(state->lock);
+}
+
 void count_rename_refusal(SharedState* state, const char* rule_name, bool would) {
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
@@ -116,7 +133,8 @@ void record_event(SharedState* state, core::EventKind kind, core::EventReason re
     Latch* wake = nullptr;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::ring_push(state->events, state->event_capacity, &state->events_written, event);
-    const bool ends_nothing = kind == core::EventKind::kCancelled || kind == core::EventKind::kWouldCancel;
+    const bool ends_nothing = kind == core::EventKind::kCancelled || kind == core::EventKind::kWouldCancel ||
+                              reason == core::EventReason::kMaxActive;
     if (pid != 0 && !ends_nothing) {
         wake = leave_group_news_locked(state, group_news_kind(kind), reason, in_state_us, event.database, event.role,
                                        event.application);

@@ -20,6 +20,15 @@ void count_termination(SharedState* state, const char* rule_name, core::EventRea
 // Counts a rename refused at SET (or, with `would`, one that would have been) for rule_name.
 void count_rename_refusal(SharedState* state, const char* rule_name, bool would);
 
+// max_active: how a statement's wait for a place ended.
+enum class ActiveWaitEnd { kRan, kTimeout, kDeadlock, kInterrupted };
+
+// Counts a statement that queued for a max_active place under rule_name, and how long.
+void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd end, std::int64_t waited_us);
+
+// Counts a statement that ran over rule_name's max_active (monitor mode or dry run).
+void count_would_wait(SharedState* state, const char* rule_name);
+
 // Zeroes the per-rule counters and forgets the names of rules no longer in force.
 void reset_counters_locked(SharedState* state);
 

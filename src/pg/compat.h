@@ -6,6 +6,14 @@
 #error "pg_connguard needs PostgreSQL 15 or later"
 #endif
 
+// The wait event a statement queued for a max_active place shows in pg_stat_activity: a named
+// one of its own from 17 on, "Extension" before.
+#if PG_VERSION_NUM >= 170000
+#define CONNGUARD_QUEUE_WAIT_EVENT() WaitEventExtensionNew("ConnguardMaxActiveQueue")
+#else
+#define CONNGUARD_QUEUE_WAIT_EVENT() (PG_WAIT_EXTENSION)
+#endif
+
 // This backend's index among PGPROCs (the slot pg_connguard keeps for it).
 #if PG_VERSION_NUM >= 170000
 #define CONNGUARD_MY_PROC_NUMBER() (MyProcNumber)

@@ -14,6 +14,7 @@
 
 #include <ctime>
 
+#include "pg/active_gate.h"
 #include "pg/activity.h"
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
@@ -105,6 +106,7 @@ void wait_for_a_place(long* step_ms) {
 }
 
 void release_place(int, Datum) {
+    leave_active_gate();  // a transaction cut short by the exit gives its running place back
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
     Latch* wake = nullptr;

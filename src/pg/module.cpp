@@ -2,6 +2,7 @@
 // memory or a background worker only happens at preload; loaded any other way, the
 // library defines nothing and its SQL functions say it must be preloaded.
 #include "pg/postgres_includes.h"
+#include "pg/active_gate.h"
 #include "pg/ending_notice.h"
 #include "pg/login_hook.h"
 #include "pg/removal_watch.h"
@@ -39,4 +40,5 @@ extern "C" void _PG_init(void) {
     connguard::pg::install_rename_keeping();
     connguard::pg::install_ending_words();
     connguard::pg::install_removal_watch();
+    connguard::pg::install_active_gate();
 }

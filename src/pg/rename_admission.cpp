@@ -50,6 +50,7 @@ RenameDecision decide_rename(SharedState* state, int index, const core::SessionS
             leave_move_news_locked(state, *shared, new_application);
             core::regroup_slot(shared, &state->slot_tags[index], new_application,
                                decision.rule_index != core::kNoRule ? rule.rule_name : "", decision.counted);
+            note_placement_changed_locked(state);
             // Both names count in one group (or the name is back where it was): nothing to keep.
             if (kept->in_use && core::same_place(*shared, *kept, state->rules, state->rule_count)) {
                 core::release_slot(kept, &state->slot_tags[kept_index]);

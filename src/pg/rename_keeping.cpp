@@ -71,6 +71,7 @@ void settle(XactEvent event, void*) {
             case core::Settle::kKept:
                 leave_move_news_locked(state, *own, final_name);
                 core::regroup_slot(own, &state->slot_tags[index], final_name, kept->rule_name, kept->counted);
+                note_placement_changed_locked(state);
                 break;
             case core::Settle::kDecide: {
                 core::SessionKey session = core::key_of(*own, final_name);
@@ -84,6 +85,7 @@ void settle(XactEvent event, void*) {
                 strlcpy(rule_name, rule[0] != '\0' ? rule : core::kDefaultRuleName, sizeof rule_name);
                 leave_move_news_locked(state, *own, final_name);
                 core::regroup_slot(own, &state->slot_tags[index], final_name, rule, decision.counted);
+                note_placement_changed_locked(state);
                 break;
             }
         }

@@ -89,6 +89,8 @@ void read_rule_row(HeapTuple tuple, TupleDesc desc, core::RuleInput* out) {
     if (row.present("action")) out->action = row.string("action");
     if (row.present("statement_timeout")) out->statement_timeout_us = row.interval_micros("statement_timeout");
     if (row.present("lock_timeout")) out->lock_timeout_us = row.interval_micros("lock_timeout");
+    if (row.present("max_active")) out->max_active = row.int4("max_active");
+    if (row.present("active_wait")) out->active_wait_us = row.interval_micros("active_wait");
 }
 
 }  // namespace connguard::pg

@@ -80,8 +80,13 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
         row->put(Int64GetDatum(static_cast<int64>(c->terminated[static_cast<int>(reason)])));
     }
     row->put(Int64GetDatum(static_cast<int64>(c->cancelled)));
+    row->put(Int64GetDatum(static_cast<int64>(c->active_waits)));
+    row->put(Int64GetDatum(static_cast<int64>(c->active_wait_timeouts)));
+    row->put(Int64GetDatum(static_cast<int64>(c->active_wait_deadlocks)));
+    row->put(interval_datum(static_cast<std::int64_t>(c->active_wait_us)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));
+    row->put(Int64GetDatum(static_cast<int64>(c->would_wait)));
     row->add_to(rsinfo);
 }
 

@@ -112,6 +112,7 @@ void reclassify_sessions(SharedState* state) {
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             leave_move_news_locked(state, *shared, application);
             core::regroup_slot(shared, &state->slot_tags[index], application, rule_name, decision.counted);
+            note_placement_changed_locked(state);
             shared->pooled = decision.pooled;
             // The place it keeps for a name a rollback would restore follows the rules too.
             core::SessionSlot* kept = &state->slots[kept_index];
@@ -130,6 +131,7 @@ void reclassify_sessions(SharedState* state) {
                                        ? state->rules[kept_decision.rule_index].rule_name
                                        : "",
                                    kept_decision.counted);
+                note_placement_changed_locked(state);
             }
         }
         LWLockRelease(state->lock);

@@ -34,6 +34,7 @@ int setting_max_rules = 256;
 int setting_debug_close_sessions_pause_ms = 0;
 int setting_debug_loader_pause_ms = 0;
 int setting_login_wait_ms = 200;
+int setting_active_wait_ms = 10000;
 int setting_pool_advice_groups = 500;
 int setting_advice_headroom_pct = 25;
 int setting_advice_min_sessions = 5;
@@ -133,6 +134,11 @@ void define_settings() {
                             nullptr);
     DefineCustomIntVariable("connguard.max_rules", "Enabled rules that fit in shared memory.", nullptr,
                             &setting_max_rules, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.active_wait",
+                            "How long a statement may queue for a place under a rule's max_active.",
+                            "Past it the statement fails with 53000. 0 fails at once; rules can override it.",
+                            &setting_active_wait_ms, 10000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
     DefineCustomIntVariable("connguard.login_wait",
                             "How long a login that finds its group full waits for a place a session ending now "
                             "gives back before it is refused.",

@@ -24,7 +24,8 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
-    Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, group_tags, groups, news, total;
+    Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, group_tags, groups, news,
+        active_entries, active_groups, total;
 };
 
 int news_capacity() { return Max(1024, 2 * MaxBackends); }
@@ -54,6 +55,10 @@ Layout shared_layout() {
     offset = add_size(offset, MAXALIGN(mul_size(setting_pool_advice_groups, sizeof(core::GroupFigures))));
     layout.news = offset;
     offset = add_size(offset, MAXALIGN(mul_size(news_capacity(), sizeof(core::GroupNews))));
+    layout.active_entries = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::ActiveEntry))));
+    layout.active_groups = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::ActiveGroup))));
     layout.total = offset;
     return layout;
 }
@@ -67,6 +72,7 @@ void install_rules_locked(SharedState* state, int count, TimestampTz now) {
     state->rule_count = count;
     state->group_rule_count = groups;
     state->rule_set_version += 1;
+    note_placement_changed_locked(state);
     state->rules_loaded_at = now;
     state->last_load.ok = true;
     state->last_load.rule_count = count;
@@ -97,6 +103,9 @@ void attach_shared_memory() {
         pg_atomic_init_u64(&state->reload_requested, 0);
         pg_atomic_init_u32(&state->rename_pending, 0);
         pg_atomic_init_u32(&state->loader_paused, 0);
+        pg_atomic_init_u64(&state->placement_version, 1);
+        LWLockInitialize(&state->active_lock_storage.lock, state->lock_tranche);
+        state->active_lock = &state->active_lock_storage.lock;
         state->rule_capacity = setting_max_rules;
         state->rules = reinterpret_cast<core::CompiledRule*>(base + layout.rules);
         state->rule_sieves = reinterpret_cast<core::RuleSieve*>(base + layout.rule_sieves);
@@ -115,6 +124,9 @@ void attach_shared_memory() {
         state->group_tags = reinterpret_cast<std::uint32_t*>(base + layout.group_tags);
         state->news_capacity = news_capacity();
         state->news = reinterpret_cast<core::GroupNews*>(base + layout.news);
+        state->active_entries = reinterpret_cast<core::ActiveEntry*>(base + layout.active_entries);
+        state->active_groups = reinterpret_cast<core::ActiveGroup*>(base + layout.active_groups);
+        core::reset_active_table(active_table(state));
         state->stats_reset_at = GetCurrentTimestamp();
         restored = read_rule_file(state->rules, state->rule_capacity, why, sizeof why);
         if (restored > 0) {

@@ -10,12 +10,16 @@
 //      lock_storage, lock_tranche, lock, rule_capacity, slot_count, counter_capacity,
 //      event_capacity, history_capacity, group_capacity, news_capacity, and the array pointers
 //      rules, rule_sieves, slots, slot_tags, endings, counters, events, history, groups,
-//      group_tags, news (the pointers, not what they point to).
+//      group_tags, news, active_lock, active_entries, active_groups (the pointers, not what they
+//      point to).
 //    The same hook restores the rules from pg_connguard.rules; it runs before any reader.
 //
 // 2. Atomics, read and written without the lock:
 //      reload_requested: anyone adds 1 (request_rule_reload); the worker reads it.
 //      rename_pending: a session raises it (rename_notice), the worker exchanges it to 0.
+//      placement_version: whoever changes the rule set or moves a session to another rule or
+//        group adds 1 (under the lock, after the change); sessions compare it with the version
+//        their max_active look-up was made at (active_gate.cpp).
 //      loader_paused: the first rules loader to pause for connguard.debug_loader_pause raises it.
 //    An atomic only says "look"; what to look at is read under the lock.
 //
@@ -35,6 +39,12 @@
 //    or reported while it is held; it is held by one process at a time for at most one pass over
 //    the slots.
 //
+// 4. max_active's table (active_entries, active_groups) is protected by `active_lock`, a lock
+//    of its own so that taking and giving back a place never waits for the slot table's. A
+//    session takes it exclusively to take a place, to look whether it was handed one, and to
+//    give its place back (or leave the queue); views take it shared. It is never held together
+//    with `lock`, nor while waiting, reporting or allocating.
+//
 // There are no unlocked reads of rule-3 fields. A latch pointer copied under the lock may
 // be stale by the time it is set (the worker exited meanwhile); a latch lives in shared
 // memory for the life of the server, so setting it then is a harmless wake-up.
@@ -42,6 +52,7 @@
 
 #include "pg/postgres_includes.h"
 
+#include "core/active_queue.h"
 #include "core/activity_log.h"
 #include "core/admission.h"
 #include "core/group_figures.h"
@@ -91,6 +102,7 @@ struct SharedState {
     Latch* worker_latch;  // nullptr while no worker runs
     pg_atomic_uint32 rename_pending;  // a session changed its application_name since the worker last looked
     pg_atomic_uint32 loader_paused;   // a rules loader took connguard.debug_loader_pause (tests only)
+    pg_atomic_uint64 placement_version;  // see rule 2
     pid_t worker_pid;
 
     RuleLoadStatus last_load;
@@ -155,7 +167,23 @@ struct SharedState {
     bool news_wake_sent;          // the ring reached half full and the worker's latch was set since it last read
     std::int64_t group_span_us;   // the bucket length the figures were made with (the worker sets it)
     core::GroupNews* news;        // [news_capacity], a ring
+
+    // max_active (rule 4): who runs and who queues, per group; indexed like the slots.
+    LWLockPadded active_lock_storage;
+    LWLock* active_lock;  // &active_lock_storage.lock
+    core::ActiveEntry* active_entries;  // [slot_count]
+    core::ActiveGroup* active_groups;   // [slot_count]
 };
+
+inline core::ActiveTable active_table(const SharedState* state) {
+    return core::ActiveTable{state->active_entries, state->active_groups, state->slot_count};
+}
+
+// A session's rule or group changed, or the rule set did: sessions look up their max_active
+// again at their next transaction. Caller holds `lock` exclusively.
+inline void note_placement_changed_locked(SharedState* state) {
+    pg_atomic_add_fetch_u64(&state->placement_version, 1);
+}
 
 // How many slots a count of a group reads: the sessions' own, and the kept places behind
 // them while any is in use. Caller holds the lock.

@@ -85,9 +85,9 @@ TEST(RuleText, AnotherFormatIsRefused) {
 TEST(RuleText, AFieldThisBuildDoesNotKnowRefusesTheFile) {
     const std::vector<CompiledRule> rules = sample_rules();
     std::string text = encode_rule_set(rules.data(), 1);
-    text.insert(text.find("end\n"), "max_active 1:3\n");
+    text.insert(text.find("end\n"), "max_queued 1:3\n");
     const CompiledRuleSet back = decode_rule_set(text, 4);
-    EXPECT_NE(back.error.find("max_active"), std::string::npos) << back.error;
+    EXPECT_NE(back.error.find("max_queued"), std::string::npos) << back.error;
     EXPECT_TRUE(back.rules.empty());
 }
 

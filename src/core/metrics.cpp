@@ -142,6 +142,28 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_cancelled_total", static_cast<double>(rules[i].cancelled_transaction_time),
                  {{"rule", rules[i].rule_name}, {"reason", "transaction_time"}});
     }
+    w.family("connguard_rule_active_waits_total", "counter", "Statements that queued for a max_active place under each rule.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_active_waits_total", static_cast<double>(rules[i].active_waits), {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_active_wait_failures_total", "counter",
+             "Queued statements that gave up under each rule: past active_wait (timeout), or a place-holder waited for "
+             "their lock (deadlock).");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_active_wait_failures_total", static_cast<double>(rules[i].active_wait_timeouts),
+                 {{"rule", rules[i].rule_name}, {"reason", "timeout"}});
+        w.sample("connguard_rule_active_wait_failures_total", static_cast<double>(rules[i].active_wait_deadlocks),
+                 {{"rule", rules[i].rule_name}, {"reason", "deadlock"}});
+    }
+    w.family("connguard_rule_active_wait_seconds_total", "counter", "Time statements spent queued for max_active.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_active_wait_seconds_total", rules[i].active_wait_seconds, {{"rule", rules[i].rule_name}});
+    }
+    w.family("connguard_rule_would_wait_total", "counter",
+             "Statements that ran over max_active in monitor mode or dry run (they would have queued).");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_would_wait_total", static_cast<double>(rules[i].would_wait), {{"rule", rules[i].rule_name}});
+    }
     w.family("connguard_rule_would_reject_total", "counter", "Logins monitor mode or dry run would have refused.");
     for (std::size_t i = 0; i < rule_count; ++i) {
         w.sample("connguard_rule_would_reject_total", static_cast<double>(rules[i].would_reject), {{"rule", rules[i].rule_name}});

@@ -63,8 +63,13 @@ struct RuleMetrics {
     std::uint64_t terminated_age;
     std::uint64_t terminated_transaction_time;
     std::uint64_t cancelled_transaction_time;
+    std::uint64_t active_waits;
+    std::uint64_t active_wait_timeouts;
+    std::uint64_t active_wait_deadlocks;
+    double active_wait_seconds;
     std::uint64_t would_reject;
     std::uint64_t would_terminate;
+    std::uint64_t would_wait;
 };
 
 struct PoolMetrics {

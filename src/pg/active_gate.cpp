@@ -123,9 +123,10 @@ bool holder_waits_for_me(SharedState* state, int index) {
         ArrayType* blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
         const int n = ArrayGetNItems(ARR_NDIM(blockers), ARR_DIMS(blockers));
         const auto* pids = reinterpret_cast<const int32*>(ARR_DATA_PTR(blockers));
-        for (int j = 0; j < n; ++j) {
-            if (pids[j] == MyProcPid) return true;
-        }
+        bool blocked_by_me = false;
+        for (int j = 0; j < n; ++j) blocked_by_me = blocked_by_me || pids[j] == MyProcPid;
+        pfree(blockers);
+        if (blocked_by_me) return true;
     }
     return false;
 }

@@ -132,7 +132,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         c.application_name = row.string("application_name");
         c.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap"));
     }
-    run("SELECT * FROM connguard.rule_stats");
+    run("SELECT *, extract(epoch FROM active_wait_time)::float8 AS active_wait_seconds FROM connguard.rule_stats");
     rule_count = SPI_processed;
     rules = static_cast<core::RuleMetrics*>(MemoryContextAllocZero(caller, sizeof(core::RuleMetrics) * Max(rule_count, 1)));
     for (std::size_t i = 0; i < rule_count; ++i) {
@@ -151,6 +151,11 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.terminated_age = row.integer("terminated_age");
         r.terminated_transaction_time = row.integer("terminated_transaction_time");
         r.cancelled_transaction_time = row.integer("cancelled_transaction_time");
+        r.active_waits = row.integer("active_waits");
+        r.active_wait_timeouts = row.integer("active_wait_timeouts");
+        r.active_wait_deadlocks = row.integer("active_wait_deadlocks");
+        r.active_wait_seconds = row.real("active_wait_seconds");
+        r.would_wait = row.integer("would_wait");
         r.would_reject = row.integer("would_reject");
         r.would_terminate = row.integer("would_terminate");
     }

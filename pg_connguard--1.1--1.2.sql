@@ -130,3 +130,62 @@ REVOKE ALL ON FUNCTION connguard._pool_advice() FROM PUBLIC;
 REVOKE ALL ON connguard.pool_advice FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._pool_advice() TO pg_monitor;
 GRANT SELECT ON connguard.pool_advice TO pg_monitor;
+
+-- sessions shows whether a session holds a max_active place or queues for one, and since
+-- when it queues; pool_stats counts them per (database, role, application).
+DROP VIEW connguard.pool_stats;
+DROP VIEW connguard.sessions;
+DROP FUNCTION connguard._sessions();
+CREATE FUNCTION connguard._sessions(
+    OUT pid integer, OUT datname text, OUT usename text, OUT application_name text, OUT client_addr inet,
+    OUT backend_start timestamptz, OUT state text, OUT state_since timestamptz, OUT state_duration interval,
+    OUT xact_start timestamptz, OUT rule_name text, OUT mode text, OUT limit_reason text, OUT limit_value interval,
+    OUT deadline timestamptz, OUT blocking boolean, OUT waiting_on_lock boolean, OUT exempt boolean,
+    OUT cap integer, OUT cap_used integer, OUT max_active_state text, OUT queued_since timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_sessions' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.sessions AS SELECT * FROM connguard._sessions();
+COMMENT ON VIEW connguard.sessions IS
+    'One row per client session: its state and for how long, its rule, the limit that applies now and when it will be ended';
+CREATE VIEW connguard.pool_stats AS
+SELECT datname, usename, application_name,
+       count(*)::integer AS total,
+       (count(*) FILTER (WHERE state IN ('active', 'fastpath function call')))::integer AS active,
+       (count(*) FILTER (WHERE state = 'idle'))::integer AS idle,
+       (count(*) FILTER (WHERE state = 'idle in transaction'))::integer AS idle_in_transaction,
+       (count(*) FILTER (WHERE state = 'idle in transaction (aborted)'))::integer AS idle_in_transaction_aborted,
+       (count(*) FILTER (WHERE waiting_on_lock))::integer AS waiting_on_lock,
+       max(state_duration) FILTER (WHERE state = 'idle') AS longest_idle,
+       pg_catalog.now() - min(xact_start) AS oldest_xact_age,
+       min(rule_name) AS rule_name,
+       max(cap) AS cap,
+       round(100.0 * max(cap_used) / NULLIF(max(cap), 0), 1) AS cap_used_pct,
+       (count(*) FILTER (WHERE max_active_state = 'running'))::integer AS running,
+       (count(*) FILTER (WHERE max_active_state = 'queued'))::integer AS queued,
+       pg_catalog.now() - min(queued_since) AS longest_queued
+FROM connguard.sessions
+GROUP BY datname, usename, application_name;
+COMMENT ON VIEW connguard.pool_stats IS
+    'Client sessions per (database, role, application): by state, lock waits, longest idle, oldest transaction, cap use, max_active places and queue';
+REVOKE ALL ON FUNCTION connguard._sessions() FROM PUBLIC;
+REVOKE ALL ON connguard.sessions, connguard.pool_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._sessions() TO pg_monitor;
+GRANT SELECT ON connguard.sessions, connguard.pool_stats TO pg_monitor;
+
+-- history samples how many sessions held a max_active place and how many queued.
+DROP VIEW connguard.history;
+DROP FUNCTION connguard._history();
+CREATE FUNCTION connguard._history(
+    OUT sample_time timestamptz, OUT client_sessions integer, OUT active integer, OUT idle integer,
+    OUT idle_in_transaction integer, OUT waiting_on_lock integer, OUT utilization_pct double precision,
+    OUT connects bigint, OUT disconnects bigint, OUT rejected bigint, OUT terminated bigint,
+    OUT running integer, OUT queued integer)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_history' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.history AS SELECT * FROM connguard._history() ORDER BY sample_time;
+COMMENT ON VIEW connguard.history IS
+    'One sample per connguard.history_interval: the pool then, and connects, disconnects, refusals and endings since the sample before';
+REVOKE ALL ON FUNCTION connguard._history() FROM PUBLIC;
+REVOKE ALL ON connguard.history FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._history() TO pg_monitor;
+GRANT SELECT ON connguard.history TO pg_monitor;

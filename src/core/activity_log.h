@@ -92,6 +92,8 @@ struct HistorySample {
     std::uint64_t disconnects;
     std::uint64_t rejected;
     std::uint64_t terminated;
+    std::int32_t running;  // sessions holding a max_active place at the sample
+    std::int32_t queued;   // sessions queued for one
 };
 static_assert(std::is_trivially_copyable_v<HistorySample>);
 

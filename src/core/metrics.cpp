@@ -191,6 +191,16 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_pool_waiting_on_lock", p.waiting_on_lock,
                  {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}});
     }
+    w.family("connguard_pool_max_active_sessions", "gauge",
+             "Client sessions holding a max_active place (running) or queued for one, per database, role and application.");
+    for (std::size_t i = 0; i < pool_count; ++i) {
+        const PoolMetrics& p = pools[i];
+        const std::pair<const char*, std::int32_t> states[] = {{"running", p.running}, {"queued", p.queued}};
+        for (const auto& [state, count] : states) {
+            w.sample("connguard_pool_max_active_sessions", count,
+                     {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}, {"state", state}});
+        }
+    }
     w.family("connguard_pool_advice_finding", "gauge",
              "1 for each finding of connguard.pool_advice (not pooling, leak suspected, oversized pool, starved, idle "
              "majority) per database, role and application.");

@@ -81,6 +81,8 @@ struct PoolMetrics {
     std::int32_t idle_in_transaction;
     std::int32_t idle_in_transaction_aborted;
     std::int32_t waiting_on_lock;
+    std::int32_t running;  // holding a max_active place
+    std::int32_t queued;   // queued for one
 };
 
 // A label value as the exposition format wants it: backslash, double quote and newline escaped.

@@ -34,6 +34,13 @@ TimestampTz sample_history_if_due(SharedState* state) {
     sample.waiting_on_lock = counts.waiting_on_lock;
     sample.utilization_pct = core::utilization_pct(counts.total, usable_slots());
 
+    LWLockAcquire(state->active_lock, LW_SHARED);
+    for (int i = 0; i < state->slot_count; ++i) {
+        sample.running += state->active_entries[i].state == core::ActiveState::kRunning ? 1 : 0;
+        sample.queued += state->active_entries[i].state == core::ActiveState::kQueued ? 1 : 0;
+    }
+    LWLockRelease(state->active_lock);
+
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::HistorySample& totals = state->last_totals;
     sample.connects = state->total_connects - totals.connects;

@@ -173,6 +173,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         p.idle_in_transaction = static_cast<std::int32_t>(row.integer("idle_in_transaction"));
         p.idle_in_transaction_aborted = static_cast<std::int32_t>(row.integer("idle_in_transaction_aborted"));
         p.waiting_on_lock = static_cast<std::int32_t>(row.integer("waiting_on_lock"));
+        p.running = static_cast<std::int32_t>(row.integer("running"));
+        p.queued = static_cast<std::int32_t>(row.integer("queued"));
     }
     SPI_finish();
 

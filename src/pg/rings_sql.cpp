@@ -76,6 +76,8 @@ extern "C" Datum connguard_history(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<int64>(h.disconnects)));
         row.put(Int64GetDatum(static_cast<int64>(h.rejected)));
         row.put(Int64GetDatum(static_cast<int64>(h.terminated)));
+        row.put(Int32GetDatum(h.running));
+        row.put(Int32GetDatum(h.queued));
         row.add_to(rsinfo);
     }
     return (Datum)0;

@@ -46,6 +46,11 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
     const bool all_addresses = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
     const TimestampTz now = GetCurrentTimestamp();
     List* exempt_roles = exempt_role_names();
+    // max_active's places and queue, indexed like the slots.
+    auto* places = static_cast<core::ActiveEntry*>(palloc(sizeof(core::ActiveEntry) * state->slot_count));
+    LWLockAcquire(state->active_lock, LW_SHARED);
+    memcpy(static_cast<void*>(places), state->active_entries, sizeof(core::ActiveEntry) * state->slot_count);
+    LWLockRelease(state->active_lock);
 
     ResultRow row(rsinfo->setDesc);
     const int backends = pgstat_fetch_stat_numbackends();
@@ -86,6 +91,10 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
         row.put(BoolGetDatum(judged.exempt));
         row.put_if(judged.cap >= 0, Int32GetDatum(judged.cap));
         row.put_if(slot != nullptr, Int32GetDatum(place >= 0 ? sizes[place] : 0));
+        const core::ActiveState active = place >= 0 ? places[place].state : core::ActiveState::kNone;
+        row.put_if(active != core::ActiveState::kNone,
+                   text_datum(active == core::ActiveState::kQueued ? "queued" : "running"));
+        row.put_if(active == core::ActiveState::kQueued, TimestampTzGetDatum(place >= 0 ? places[place].since_us : 0));
         row.add_to(rsinfo);
     }
     pgstat_clear_backend_activity_snapshot();

@@ -21,6 +21,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_connguard'
 max_prepared_transactions = 2
 max_connections = 40
+connguard.history_interval = 1
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -101,7 +102,20 @@ sub stat_of {
         ok(wait_queued($session->{pid}), "$who queues behind it");
         push @queued, $session;
     }
-    my $admin_begin = time();
+    is($node->safe_psql('postgres', q{SELECT string_agg(application_name || ':' || max_active_state
+                                                      || CASE WHEN queued_since IS NULL THEN '' ELSE '+since' END,
+                                                      ',' ORDER BY application_name)
+                                      FROM connguard.sessions WHERE application_name LIKE 'one-%'}),
+       'one-first:queued+since,one-holder:running,one-second:queued+since,one-third:queued+since',
+       'sessions shows who holds the place and who queues, since when');
+    is($node->safe_psql('postgres', q{SELECT sum(running) || ' ' || sum(queued) || ' ' || (max(longest_queued) > '0')
+                                      FROM connguard.pool_stats WHERE application_name LIKE 'one-%'}),
+       '1 3 true', 'pool_stats counts them: 1 running, 3 queued, the longest queued for some time');
+    ok($node->poll_query_until('postgres', q{SELECT max(queued) >= 3 AND max(running) >= 1 FROM connguard.history}),
+       'history samples them');
+    like($node->safe_psql('postgres', 'SELECT connguard.metrics()'),
+         qr/^connguard_pool_max_active_sessions\{datname="postgres",usename="app",application_name="one-third",state="queued"\} 1$/m,
+         'metrics() has them');
     is(simple_query($holder, 'COMMIT'), undef, 'the holder commits');
     is(wait_result($_), undef, 'a queued statement runs') for @queued;
     is($node->safe_psql('postgres', q{SELECT string_agg(who, ',' ORDER BY seq) FROM fifo}), 'first,second,third',

@@ -76,12 +76,14 @@ TEST(Metrics, RulesWithOddNames) {
 }
 
 TEST(Metrics, PoolsPerState) {
-    PoolMetrics pool{"shop", "app", "web", 2, 3, 1, 0, 1};
+    PoolMetrics pool{"shop", "app", "web", 2, 3, 1, 0, 1, 2, 4};
     const std::string text = render_metrics(server(), nullptr, 0, &pool, 1);
     EXPECT_NE(text.find("connguard_pool_sessions{datname=\"shop\",usename=\"app\",application_name=\"web\",state=\"idle\"} 3\n"),
               std::string::npos);
     EXPECT_NE(text.find("connguard_pool_waiting_on_lock{datname=\"shop\",usename=\"app\",application_name=\"web\"} 1\n"),
               std::string::npos);
+    EXPECT_NE(text.find("connguard_pool_max_active_sessions{datname=\"shop\",usename=\"app\",application_name=\"web\",state=\"queued\"} 4\n"),
+              std::string::npos) << text;
 }
 
 TEST(Metrics, LargeCountersStayExact) {

@@ -107,7 +107,8 @@ REVOKE ALL ON connguard.server_status FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
 GRANT SELECT ON connguard.server_status TO pg_monitor;
 
--- pool_advice counts a group's sessions ended for their transaction's age.
+-- pool_advice counts a group's sessions ended for their transaction's age, and recommends a
+-- max_active for a group whose active sessions alone reached the server's cores.
 DROP VIEW connguard.pool_advice;
 DROP FUNCTION connguard._pool_advice();
 CREATE FUNCTION connguard._pool_advice(
@@ -117,7 +118,8 @@ CREATE FUNCTION connguard._pool_advice(
     OUT logins_per_minute double precision, OUT median_session interval, OUT logins bigint, OUT refused bigint,
     OUT ended_idle bigint, OUT ended_idle_in_transaction bigint, OUT ended_idle_blocker bigint, OUT ended_age bigint,
     OUT ended_cap bigint, OUT ended_closed bigint, OUT ended_transaction_time bigint, OUT would_refuse bigint,
-    OUT would_end bigint, OUT recommended_cap integer, OUT findings text[], OUT evidence text[],
+    OUT would_end bigint, OUT recommended_cap integer, OUT recommended_max_active integer, OUT findings text[],
+    OUT evidence text[],
     OUT since timestamp with time zone)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_pool_advice' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;

@@ -103,6 +103,15 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
         advice.findings.push_back({"starved", words});
     }
 
+    if (t.cores > 0 && g.samples > 0 && g.peak_active >= t.cores) {
+        advice.recommended_max_active = std::max(t.cores - 1, 1);
+        advice.findings.push_back(
+            {"saturates the server",
+             format("%d sessions active at once at its peak %s (95th percentile %d) on a server of %d cores: its "
+                    "transactions alone can take every core; max_active = %d leaves one to the others",
+                    g.peak_active, window.c_str(), g.p95_active, t.cores, advice.recommended_max_active)});
+    }
+
     if (g.idle_pct >= t.idle_majority_pct && g.peak_sessions >= t.min_sessions) {
         advice.findings.push_back(
             {"idle majority", format("on average %s of its sessions idle %s (peak %d sessions, %d active)",

@@ -1,7 +1,7 @@
 // connguard.pool_advice's judgement of one application group: a recommended cap from its
 // observed peak of active sessions with headroom (its peak of sessions when it is not
 // pooling; at least its cap with headroom when it is starved), and findings (not pooling, leak
-// suspected, oversized pool, starved, idle majority), each with its evidence in words and
+// suspected, oversized pool, starved, idle majority, saturates the server), each with its evidence in words and
 // numbers. The thresholds are connguard.advice_* settings.
 #pragma once
 #include "no_postgres.h"
@@ -23,6 +23,7 @@ struct AdviceThresholds {
     std::int32_t oversized_factor = 2;       // oversized pool: a peak of sessions this many times the recommended cap
     std::int32_t starved_refusals = 1;       // starved: this many logins or renames refused
     std::int32_t idle_majority_pct = 50;     // idle majority: this share of session time idle
+    std::int32_t cores = 0;                  // the server's CPU cores (0: unknown, no max_active advice)
 };
 
 struct Finding {
@@ -32,6 +33,9 @@ struct Finding {
 
 struct Advice {
     std::int32_t recommended_cap = -1;  // -1: nothing sampled yet
+    // For a group whose active sessions alone reached the server's cores ("saturates the
+    // server"): a max_active that leaves one core to the others (1 on a one-core server); -1: none.
+    std::int32_t recommended_max_active = -1;
     std::vector<Finding> findings;
 };
 

@@ -1,6 +1,8 @@
 // connguard.pool_advice: per application group (database, role, application_name) its
 // figures over the history window (core/group_figures.h), its rule and cap, a recommended
 // cap and the findings with their evidence (core/pool_advice.h).
+#include <unistd.h>
+
 #include "core/pool_advice.h"
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
@@ -22,7 +24,7 @@ using namespace connguard::pg;
 
 namespace {
 
-constexpr int kMaxFindings = 5;
+constexpr int kMaxFindings = 6;
 
 // One group as plain values, copied under the lock; nothing of C++ is alive when a row is built.
 struct PlainGroup {
@@ -31,6 +33,7 @@ struct PlainGroup {
     std::int32_t cap;  // -1: none
     core::GroupSummary summary;
     std::int32_t recommended_cap;
+    std::int32_t recommended_max_active;
     int finding_count;
     char findings[kMaxFindings][24];
     char evidence[kMaxFindings][320];
@@ -46,6 +49,8 @@ core::AdviceThresholds thresholds_now() {
     t.oversized_factor = setting_advice_oversized_factor;
     t.starved_refusals = setting_advice_starved_refusals;
     t.idle_majority_pct = setting_advice_idle_majority_pct;
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    t.cores = cores > 0 ? static_cast<std::int32_t>(Min(cores, 1L << 20)) : 0;
     return t;
 }
 
@@ -105,6 +110,7 @@ extern "C" Datum connguard_pool_advice(PG_FUNCTION_ARGS) {
             PlainGroup& g = groups[i];
             const core::Advice advice = core::advise(g.summary, g.cap, thresholds);
             g.recommended_cap = advice.recommended_cap;
+            g.recommended_max_active = advice.recommended_max_active;
             g.finding_count = static_cast<int>(Min(advice.findings.size(), static_cast<std::size_t>(kMaxFindings)));
             for (int k = 0; k < g.finding_count; ++k) {
                 copy_text(advice.findings[k].name, g.findings[k], sizeof g.findings[k]);
@@ -151,6 +157,7 @@ extern "C" Datum connguard_pool_advice(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.would_refuse)));
         row.put(Int64GetDatum(sum(s.would_end, core::kEventReasonCount)));
         row.put_if(g.recommended_cap > 0, Int32GetDatum(g.recommended_cap));
+        row.put_if(g.recommended_max_active > 0, Int32GetDatum(g.recommended_max_active));
         row.put(text_array(g.findings, g.finding_count));
         row.put(text_array(g.evidence, g.finding_count));
         row.put(TimestampTzGetDatum(now - s.covered_us));

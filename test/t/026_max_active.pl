@@ -65,7 +65,7 @@ sub stat_of {
 # --- Exactness: 8 sessions with a limit of 2, each running three 0.3 s statements at once;
 # sampled all along, never more than 2 running; all of them run in the end.
 {
-    my @sessions = map { open_session(application_name => "busy-$_") } 1 .. 8;
+    my @sessions = map { open_session(application_name => 'busy-all') } 1 .. 8;
     my $began = time();
     send_query($_, 'SELECT pg_sleep(0.3); SELECT pg_sleep(0.3); SELECT pg_sleep(0.3)') for @sessions;
     my ($most, $samples, $queued_seen) = (0, 0, 0);
@@ -87,6 +87,13 @@ sub stat_of {
     my $elapsed = time() - $began;
     ok($elapsed >= 3.4, sprintf('24 statements of 0.3 s, two at a time, take 3.6 s (%.1f s)', $elapsed));
     ok(stat_of('busy', 'active_waits') > 0, 'rule_stats counts the statements that queued');
+    # pool_advice: 8 sessions active at once (2 running, 6 queued) on this server's cores.
+    chomp(my $cores = `nproc`);
+    my $expected = $cores > 1 ? $cores - 1 : 1;
+    is($node->safe_psql('postgres', q{SELECT recommended_max_active || ' ' || ('saturates the server' = ANY(findings))
+                                      FROM connguard.pool_advice WHERE application_name = 'busy-all'}),
+       $cores <= 8 ? "$expected true" : '',
+       "pool_advice: the group saturates a server of $cores cores, max_active $expected recommended");
     close $_->{socket} for @sessions;
 }
 

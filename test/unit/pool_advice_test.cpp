@@ -135,3 +135,25 @@ TEST(PoolAdvice, DurationWords) {
     EXPECT_EQ(duration_words(31LL * 60 * 1000000), "31 min");
     EXPECT_EQ(duration_words(24LL * 3600 * 1000000), "24 h");
 }
+
+TEST(PoolAdvice, AGroupActiveOnEveryCoreSaturatesTheServer) {
+    AdviceThresholds t;
+    t.cores = 4;
+    GroupSummary s = quiet();
+    EXPECT_EQ(advise(s, 10, t).recommended_max_active, -1) << "3 active on 4 cores leaves one free";
+    EXPECT_EQ(finding(advise(s, 10, t), "saturates the server"), nullptr);
+    s.peak_active = 32;
+    s.p95_active = 20;
+    const Advice advice = advise(s, 40, t);
+    EXPECT_EQ(advice.recommended_max_active, 3);
+    const Finding* f = finding(advice, "saturates the server");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->evidence,
+              "32 sessions active at once at its peak in the last 24 h (95th percentile 20) on a server of 4 cores: its "
+              "transactions alone can take every core; max_active = 3 leaves one to the others");
+    t.cores = 1;
+    EXPECT_EQ(advise(s, 40, t).recommended_max_active, 1);
+    t.cores = 0;  // unknown: no advice
+    EXPECT_EQ(advise(s, 40, t).recommended_max_active, -1);
+    EXPECT_EQ(finding(advise(s, 40, t), "saturates the server"), nullptr);
+}

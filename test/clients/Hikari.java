@@ -1,5 +1,5 @@
-// pgjdbc with HikariCP against a server with pg_connguard: the three scenarios of
-// python_clients.py (idle, leak, cap), with the README's recommended settings and with the
+// pgjdbc with HikariCP against a server with pg_connguard: the four scenarios of
+// python_clients.py (idle, leak, cap, active), with the README's recommended settings and with the
 // defaults, through pgjdbc's default URL: it logs in without an application name and sends
 // SET application_name right after, so every session here takes that path. The cap scenario
 // uses no ApplicationName at all (the group is "PostgreSQL JDBC Driver"). Prints one JSON line
@@ -62,6 +62,49 @@ public class Hikari {
         }
     }
 
+    // The most `count` reached, sampled every 10 ms (as superuser) from construction to stop().
+    static class Sampler {
+        final AtomicInteger peak = new AtomicInteger();
+        volatile boolean sampling = true;
+        final Thread thread;
+        Sampler(String count) {
+            thread = new Thread(() -> {
+                try (Connection c = DriverManager.getConnection(url("sampler"), "postgres", "")) {
+                    while (sampling) {
+                        try (Statement s = c.createStatement(); ResultSet r = s.executeQuery(count)) {
+                            r.next();
+                            peak.accumulateAndGet(r.getInt(1), Math::max);
+                        }
+                        Thread.sleep(10);
+                    }
+                } catch (Exception e) {
+                    peak.set(-1000);
+                }
+            });
+            thread.start();
+        }
+        int stop() throws InterruptedException {
+            sampling = false;
+            thread.join();
+            return peak.get();
+        }
+    }
+
+    // `workers` threads each run `sql` three times through the pool.
+    static void inWorkers(HikariDataSource ds, int workers, String sql, Errors errors) throws InterruptedException {
+        List<Thread> threads = new ArrayList<>();
+        for (int w = 0; w < workers; w++) {
+            Thread t = new Thread(() -> {
+                for (int i = 0; i < 3; i++) {
+                    try { one(ds, sql); } catch (SQLException e) { errors.add(e); }
+                }
+            });
+            threads.add(t);
+            t.start();
+        }
+        for (Thread t : threads) t.join();
+    }
+
     static String idle(boolean recommended) throws Exception {
         String app = "hikari-idle";
         Errors errors = new Errors();
@@ -108,52 +151,58 @@ public class Hikari {
     static String cap(boolean recommended) throws Exception {
         String app = "PostgreSQL JDBC Driver";  // pgjdbc's own name: no ApplicationName in the URL
         Errors errors = new Errors();
-        AtomicInteger peak = new AtomicInteger();
-        final boolean[] sampling = {true};
-        Thread sampler = new Thread(() -> {
-            try (Connection c = DriverManager.getConnection(url("sampler"), "postgres", "")) {
-                while (sampling[0]) {
-                    try (Statement s = c.createStatement();
-                         ResultSet r = s.executeQuery("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app + "'")) {
-                        r.next();
-                        peak.accumulateAndGet(r.getInt(1), Math::max);
-                    }
-                    Thread.sleep(10);
-                }
-            } catch (Exception e) {
-                peak.set(-1000);
-            }
-        });
-        sampler.start();
+        Sampler sampler = new Sampler("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app + "'");
         long rejectedBefore = admin("SELECT count(*) FROM connguard.events WHERE event = 'rejected' AND application_name = '" + app + "'");
         HikariDataSource ds = pool(null, 3, recommended);
-        List<Thread> workers = new ArrayList<>();
-        for (int w = 0; w < 5; w++) {
-            Thread t = new Thread(() -> {
-                for (int i = 0; i < 3; i++) {
-                    try { one(ds, "SELECT pg_sleep(0.3)"); } catch (SQLException e) { errors.add(e); }
-                }
-            });
-            workers.add(t);
-            t.start();
-        }
-        for (Thread t : workers) t.join();
+        inWorkers(ds, 5, "SELECT pg_sleep(0.3)", errors);
         Thread.sleep(300);  // the pool's own attempts to grow, recorded
         ds.close();
-        sampling[0] = false;
-        sampler.join();
+        int peak = sampler.stop();
         long rejected = admin("SELECT count(*) FROM connguard.events WHERE event = 'rejected' AND application_name = '" + app + "'") - rejectedBefore;
         long endedForCap = admin("SELECT count(*) FROM connguard.events WHERE event = 'terminated' AND reason = 'cap'");
-        return errors.json() + ", \"peak_sessions\": " + peak.get() + ", \"cap\": 3, \"rejected_events\": " + rejected
+        return errors.json() + ", \"peak_sessions\": " + peak + ", \"cap\": 3, \"rejected_events\": " + rejected
                 + ", \"terminated_cap_events\": " + endedForCap;
+    }
+
+    // 4 workers share a pool of 4 under max_active = 1: they take turns inside the server, no
+    // error. Then, under max_active = 1 with active_wait 0.3 s, a statement queued behind a
+    // transaction held for 1.5 s gets 53000, and the pool serves the next ones.
+    static String active(boolean recommended) throws Exception {
+        String app = "hikari-active";
+        Errors errors = new Errors();
+        Sampler sampler = new Sampler("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app
+                + "' AND wait_event = 'PgSleep'");
+        HikariDataSource ds = pool(app, 4, recommended);
+        inWorkers(ds, 4, "SELECT pg_sleep(0.2)", errors);
+        ds.close();
+        int peak = sampler.stop();
+        long waits = admin("SELECT active_waits FROM connguard.rule_stats WHERE rule_name = '" + app + "'");
+
+        HikariDataSource timeoutPool = pool("hikari-qtimeout", 2, recommended);
+        Errors timedOut = new Errors();
+        try (Connection holder = timeoutPool.getConnection(); Statement s = holder.createStatement()) {
+            holder.setAutoCommit(false);
+            s.execute("SELECT 1");
+            try { one(timeoutPool, "SELECT 1"); } catch (SQLException e) { timedOut.add(e); }
+            Thread.sleep(1100);
+            holder.commit();
+        }
+        int served = 0;
+        for (int i = 0; i < 3; i++) {
+            try { one(timeoutPool, "SELECT 1"); served++; } catch (SQLException e) { errors.add(e); }
+        }
+        timeoutPool.close();
+        return errors.json() + ", \"peak_running\": " + peak + ", \"max_active\": 1, \"active_waits\": " + waits
+                + ", \"timeout_saw\": " + (timedOut.first == null ? "null" : timedOut.first)
+                + ", \"served_after_timeout\": " + served;
     }
 
     interface Scenario { String run(boolean recommended) throws Exception; }
 
     public static void main(String[] args) throws Exception {
         port = Integer.parseInt(args[0]);
-        String[] names = {"idle", "leak", "cap"};
-        Scenario[] scenarios = {Hikari::idle, Hikari::leak, Hikari::cap};
+        String[] names = {"idle", "leak", "cap", "active"};
+        Scenario[] scenarios = {Hikari::idle, Hikari::leak, Hikari::cap, Hikari::active};
         for (int i = 0; i < scenarios.length; i++) {
             for (boolean recommended : new boolean[] {true, false}) {
                 String head = "{\"client\": \"hikari\", \"scenario\": \"" + names[i] + "\", \"settings\": \""

@@ -3,7 +3,9 @@
 settings no client saw an error; every scenario did what it is about (idle sessions were
 ended when the pool kept them past the limit, the leaked transaction was rolled back and the
 committed row kept, the leaking code saw the ending, no more sessions than the cap at any
-sampled moment, pgjdbc's nameless logins refused as logins, never ended for a rename).
+sampled moment, pgjdbc's nameless logins refused as logins, never ended for a rename; under
+max_active no error while queued, never more running than the limit, 53000 past active_wait
+and the pool serving again after it).
 Prints the table the README shows and exits non-zero on any failed check."""
 import json
 import sys
@@ -13,20 +15,22 @@ import sys
 # psycopg2's pool here) reports an ended session only as a closed connection; psycopg 3 gives
 # the server's message and DETAIL but no SQLSTATE; libpq-based drivers give no SQLSTATE for a
 # refused login, only its message.
+QUEUE_TIMEOUT = ("53000", ["too many running transactions for rule"])
 PSYCOPG2 = {"idle": (None, ["server closed the connection unexpectedly"]),
             "leak": (None, ["server closed the connection unexpectedly"]),
-            "cap": (None, ["FATAL: too many connections for rule", "DETAIL: rule"])}
+            "cap": (None, ["FATAL: too many connections for rule", "DETAIL: rule"]),
+            "active": QUEUE_TIMEOUT}
 EXPECTED = {
     "sqlalchemy": PSYCOPG2, "django": PSYCOPG2, "psycopg2_pool": PSYCOPG2,
     "psycopg_pool": {"idle": (None, ["terminating connection due to idle-session timeout", "DETAIL: pg_connguard rule"]),
                      "leak": (None, ["terminating connection due to idle-in-transaction timeout", "DETAIL: pg_connguard rule"]),
-                     "cap": (None, ["too many connections for rule"])},
+                     "cap": (None, ["too many connections for rule"]), "active": QUEUE_TIMEOUT},
     "node_pg": {"idle": ("57P05", ["terminating connection due to idle-session timeout"]),
                 "leak": ("25P03", ["terminating connection due to idle-in-transaction timeout"]),
-                "cap": ("53300", ["too many connections for rule"])},
+                "cap": ("53300", ["too many connections for rule"]), "active": QUEUE_TIMEOUT},
     "hikari": {"idle": ("57P05", ["terminating connection due to idle-session timeout"]),
                "leak": ("25P03", ["terminating connection due to idle-in-transaction timeout"]),
-               "cap": ("53300", ["too many connections for rule"])},
+               "cap": ("53300", ["too many connections for rule"]), "active": QUEUE_TIMEOUT},
 }
 
 
@@ -76,6 +80,23 @@ for r in rows:
             problems.append(f"{where}: no 'rejected' event: the pool's extra logins were not refused as logins")
         table[key]["peak"] = str(r.get("peak_sessions"))
 
+    if r["scenario"] == "active":
+        if r["errors"] != 0:
+            problems.append(f"{where}: queueing for max_active showed the code {r['errors']} errors, first {first}")
+        if not 1 <= r.get("peak_running", 0) <= r.get("max_active", 1):
+            problems.append(f"{where}: {r.get('peak_running')} statements ran at once under max_active {r.get('max_active')}")
+        if (r.get("active_waits") or 0) < 1:
+            problems.append(f"{where}: nothing queued, the scenario proved nothing")
+        saw = r.get("timeout_saw")
+        if not saw:
+            problems.append(f"{where}: the statement queued past active_wait saw no error")
+        elif problem := readable(r["client"], "active", saw):
+            problems.append(f"{where}: past active_wait: {problem}")
+        if r.get("served_after_timeout") != 3:
+            problems.append(f"{where}: after the 53000 the pool served {r.get('served_after_timeout')} of 3 statements")
+        table[key]["peak"] = str(r.get("peak_running"))
+        table[key].setdefault("timeout", (saw or {}).get("sqlstate") or "no SQLSTATE")
+
 print(f"{'client':<14} {'scenario':<6} {'recommended':<12} {'defaults':<24} notes")
 for (client, scenario), cells in table.items():
     note = ""
@@ -83,6 +104,8 @@ for (client, scenario), cells in table.items():
         note = f"leaking code saw {cells.get('leaker')}"
     if scenario == "cap":
         note = f"peak {cells.get('peak')} of 3"
+    if scenario == "active":
+        note = f"peak {cells.get('peak')} running of 1; past active_wait {cells.get('timeout')}"
     print(f"{client:<14} {scenario:<6} {cells.get('recommended', '-'):<12} {cells.get('defaults', '-'):<24} {note}")
 for p in problems:
     print("FAILED:", p)

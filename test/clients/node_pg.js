@@ -1,5 +1,5 @@
 // node-postgres's pg.Pool against a server with pg_connguard: the same three scenarios as
-// python_clients.py (idle, leak, cap), with the README's recommended settings and with the
+// python_clients.py (idle, leak, cap, active), with the README's recommended settings and with the
 // defaults. Prints one JSON line per scenario and setting. Usage: node node_pg.js PORT
 'use strict';
 const { Pool, Client } = require('pg');
@@ -81,35 +81,83 @@ async function leak(recommended) {
   return [errors, { committed_row_kept: kept === 1, leaked_row_rolled_back: leaked === 0, leaker_saw: leaker.first }];
 }
 
-async function cap(recommended) {
-  const app = 'node_pg-cap';
-  const errors = new Errors();
-  const sampler = new Client({ ...base, user: 'postgres' });
-  await sampler.connect();
+// The most rows `sql` counted (it takes the application name as $1), sampled every 10 ms
+// from start until stop().
+async function startSampler(sql, app) {
+  const client = new Client({ ...base, user: 'postgres' });
+  await client.connect();
   let peak = 0;
   let sampling = true;
-  const sampling_done = (async () => {
+  const done = (async () => {
     while (sampling) {
-      const r = await sampler.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [app]);
+      const r = await client.query(sql, [app]);
       peak = Math.max(peak, r.rows[0].n);
       await sleep(10);
     }
   })();
-  const pool = makePool(app, 3, recommended, errors);
-  await Promise.all([0, 1, 2, 3, 4].map(async () => {
+  return {
+    stop: async () => {
+      sampling = false;
+      await done;
+      await client.end();
+      return peak;
+    },
+  };
+}
+
+// `workers` concurrent workers each run `sql` three times through the pool.
+async function inWorkers(pool, workers, sql, errors) {
+  await Promise.all(Array.from({ length: workers }, async () => {
     for (let i = 0; i < 3; i++) {
-      try { await pool.query('SELECT pg_sleep(0.3)'); } catch (e) { errors.add(e); }
+      try { await pool.query(sql); } catch (e) { errors.add(e); }
     }
   }));
+}
+
+async function cap(recommended) {
+  const app = 'node_pg-cap';
+  const errors = new Errors();
+  const sampler = await startSampler('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', app);
+  const pool = makePool(app, 3, recommended, errors);
+  await inWorkers(pool, 5, 'SELECT pg_sleep(0.3)', errors);
   await pool.end();
-  sampling = false;
-  await sampling_done;
-  await sampler.end();
-  return [errors, { peak_sessions: peak, cap: 3 }];
+  return [errors, { peak_sessions: await sampler.stop(), cap: 3 }];
+}
+
+// 4 workers share a pool of 4 under max_active = 1: they take turns inside the server, no error.
+// Then, under max_active = 1 with active_wait 0.3 s, a statement queued behind a transaction
+// held for 1.5 s gets 53000, and the pool serves the next ones.
+async function active(recommended) {
+  const app = 'node_pg-active';
+  const errors = new Errors();
+  const sampler = await startSampler(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'PgSleep'", app);
+  let pool = makePool(app, 4, recommended, errors);
+  await inWorkers(pool, 4, 'SELECT pg_sleep(0.2)', errors);
+  await pool.end();
+  const peak = await sampler.stop();
+  const waits = await admin("SELECT active_waits::int FROM connguard.rule_stats WHERE rule_name = 'node_pg-active'");
+
+  pool = makePool('node_pg-qtimeout', 2, recommended, errors);
+  const timedOut = new Errors();
+  const holder = await pool.connect();
+  await holder.query('BEGIN');
+  await holder.query('SELECT 1');
+  try { await pool.query('SELECT 1'); } catch (e) { timedOut.add(e); }
+  await sleep(1100);
+  await holder.query('COMMIT');
+  holder.release();
+  let served = 0;
+  for (let i = 0; i < 3; i++) {
+    try { await pool.query('SELECT 1'); served += 1; } catch (e) { errors.add(e); }
+  }
+  await pool.end();
+  return [errors, { peak_running: peak, max_active: 1, active_waits: waits, timeout_saw: timedOut.first,
+                    served_after_timeout: served }];
 }
 
 (async () => {
-  for (const scenario of [idle, leak, cap]) {
+  for (const scenario of [idle, leak, cap, active]) {
     for (const recommended of [true, false]) {
       let line = { client: 'node_pg', scenario: scenario.name, settings: recommended ? 'recommended' : 'defaults' };
       try {

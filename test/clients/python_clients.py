@@ -6,7 +6,9 @@ scenarios, with the settings the README recommends and with its defaults:
   idle   a pool of 2 idles past the rule's idle_timeout (1 s), then serves 4 operations;
   leak   one connection leaves a transaction open past idle_in_transaction_timeout (1 s),
          another commits a row; then the pool serves 4 operations;
-  cap    5 workers share the pool under a rule capping the application at 3 sessions.
+  cap    5 workers share the pool under a rule capping the application at 3 sessions;
+  active 4 workers share a pool of 4 under max_active = 1 (they queue, no error), then a
+         statement queued past active_wait (0.3 s) gets 53000 and the pool goes on.
 
 Prints one JSON line per client, scenario and setting: the errors the application code saw
 (the goal with recommended settings is 0), the first error's SQLSTATE as the client exposes it
@@ -37,8 +39,11 @@ def sqlstate_of(error):
         value = getattr(error, attr, None)
         if value:
             return value
-    orig = getattr(error, "orig", None)
-    return sqlstate_of(orig) if orig is not None and orig is not error else None
+    # SQLAlchemy keeps the driver's error as .orig, Django as the cause of its own.
+    for inner in (getattr(error, "orig", None), getattr(error, "__cause__", None)):
+        if inner is not None and inner is not error:
+            return sqlstate_of(inner)
+    return None
 
 
 class Errors:
@@ -60,6 +65,17 @@ def in_threads(n, fn):
         t.start()
     for t in threads:
         t.join()
+
+
+def in_workers(client, n, sql, errors):
+    """n threads each run sql three times through the client's pool."""
+    def worker(_):
+        for _ in range(3):
+            try:
+                client.run(sql)
+            except Exception as e:  # what the application code sees
+                errors.add(e)
+    in_threads(n, worker)
 
 
 class PeakSampler:
@@ -324,22 +340,63 @@ def cap(client_class, recommended):
     sampler = PeakSampler(app)
     client = client_class(app, 3, recommended)
     errors = Errors()
-
-    def worker(_):
-        for _ in range(3):
-            try:
-                client.run("SELECT pg_sleep(0.3)")
-            except Exception as e:
-                errors.add(e)
-    in_threads(5, worker)
+    in_workers(client, 5, "SELECT pg_sleep(0.3)", errors)
     client.close()
     peak = sampler.stop()
     return errors, {"peak_sessions": peak, "cap": 3}
 
 
+class RunningSampler(PeakSampler):
+    """Samples how many sessions of an application run a statement (not queued) every 10 ms."""
+
+    def run(self):
+        cur = self.conn.cursor()
+        while self.running:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event = 'PgSleep'",
+                        (self.app,))
+            self.peak = max(self.peak, cur.fetchone()[0])
+            time.sleep(0.01)
+
+
+def active(client_class, recommended):
+    """4 workers share a pool of 4 under max_active = 1: they take turns inside the server and
+    see no error. Then, under max_active = 1 with active_wait 0.3 s, a statement queued behind a
+    transaction held for 1.5 s gets 53000, and the pool serves the next ones."""
+    app = f"{client_class.name}-active"
+    sampler = RunningSampler(app)
+    client = client_class(app, 4, recommended)
+    errors = Errors()
+    in_workers(client, 4, "SELECT pg_sleep(0.2)", errors)
+    client.close()
+    peak = sampler.stop()
+    waits = admin(f"SELECT active_waits FROM connguard.rule_stats WHERE rule_name = '{app}'")
+
+    timeout_app = f"{client_class.name}-qtimeout"
+    client = client_class(timeout_app, 2, recommended)
+    timed_out = Errors()
+    holder = threading.Thread(target=lambda: client.leak("SELECT 1", 1.5))
+    holder.start()
+    time.sleep(0.4)
+    try:
+        client.run("SELECT 1")
+    except Exception as e:
+        timed_out.add(e)
+    holder.join()
+    usable = 0
+    for _ in range(3):
+        try:
+            client.run("SELECT 1")
+            usable += 1
+        except Exception as e:
+            errors.add(e)
+    client.close()
+    return errors, {"peak_running": peak, "max_active": 1, "active_waits": waits, "timeout_saw": timed_out.first,
+                    "served_after_timeout": usable}
+
+
 def main():
     for name in sys.argv[2:]:
-        for scenario in (idle, leak, cap):
+        for scenario in (idle, leak, cap, active):
             for recommended in (True, False):
                 try:
                     errors, facts = scenario(CLIENTS[name], recommended)

@@ -2,8 +2,8 @@
 # The real-client compatibility suite: SQLAlchemy's QueuePool, psycopg 3 + psycopg_pool,
 # Django, psycopg2's pool (Debian packages), node-postgres's pg.Pool (npm, or Debian's
 # node-pg), pgjdbc + HikariCP (Debian packages, default URL), each against a temporary
-# PostgreSQL 15 cluster of its own with pg_connguard preloaded, through three scenarios (idle
-# reaping, a leaked transaction, a cap at login), with the README's recommended settings and
+# PostgreSQL 15 cluster of its own with pg_connguard preloaded, through four scenarios (idle
+# reaping, a leaked transaction, a cap at login, max_active's queue and its 53000), with the README's recommended settings and
 # with defaults. Prints the table of errors the application code saw and fails on any broken
 # promise (test/clients/evaluate.py). As root or with sudo; run by scripts/test.sh.
 #   test/clients/run.sh [client...]    clients: sqlalchemy psycopg_pool django psycopg2_pool node_pg hikari
@@ -64,6 +64,9 @@ INSERT INTO connguard.rules (rule_name, application_name, idle_timeout, idle_in_
     ('$client-leak', '$client-leak', NULL, '1 s', NULL, 'rule'),
     ('$client-cap', '$client-cap', NULL, NULL, 3, 'rule'),
     ('jdbc-default-name', 'PostgreSQL JDBC Driver', NULL, NULL, 3, 'rule');
+INSERT INTO connguard.rules (rule_name, application_name, max_active, active_wait) VALUES
+    ('$client-active', '$client-active', 1, '10 s'),
+    ('$client-qtimeout', '$client-qtimeout', 1, '0.3 s');
 SELECT connguard.reload_rules() \\g /dev/null
 SQL
     echo "-- $client"

@@ -9,10 +9,11 @@ use warnings;
 use IO::Socket::UNIX;
 use IO::Socket::INET;
 use IO::Select;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(start_login finish_login login admitted_login simple_query query_value read_value send_query wait_result wait_closed);
+our @EXPORT = qw(start_login finish_login login admitted_login simple_query query_value read_value send_query wait_result wait_closed
+                 queue_wait_event wait_queued);
 
 # Opens a connection and sends the startup packet; returns the socket.
 # %params: user, database, and any other startup parameters (application_name, options).
@@ -168,6 +169,26 @@ sub admitted_login {
     my $session = login($node, user => 'app', database => 'postgres', %params);
     die "login refused: $session->{message}" unless $session->{admitted};
     return $session;
+}
+
+# The wait event of a statement queued for a max_active place on $node: pg_connguard's own
+# from PostgreSQL 17 on, "Extension" before.
+sub queue_wait_event {
+    my ($node) = @_;
+    my $major = $node->safe_psql('postgres', q{SELECT current_setting('server_version_num')::int / 10000});
+    return $major >= 17 ? 'ConnguardMaxActiveQueue' : 'Extension';
+}
+
+# Waits (up to 10 s) until session $pid on $node is queued for a max_active place; true if it was.
+sub wait_queued {
+    my ($node, $pid) = @_;
+    my $event = queue_wait_event($node);
+    for (1 .. 200) {
+        return 1 if $node->safe_psql('postgres',
+            "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity WHERE pid = $pid") eq "Extension:$event";
+        sleep 0.05;
+    }
+    return 0;
 }
 
 1;

@@ -139,6 +139,23 @@ within_2s(seconds_until_standby(q{DELETE FROM connguard.rules},
     'deleted rules');
 is($standby->safe_psql('postgres', $loads_query), $loads_before + 1, 'one change, one load on the standby');
 
+# --- max_active (1.2) on the standby: read-only transactions queue there too.
+within_2s(seconds_until_standby(
+        q{INSERT INTO connguard.rules (rule_name, application_name, max_active, active_wait) VALUES ('ro', 'ro-*', 1, '30 s')},
+        q{EXISTS (SELECT FROM connguard.active_rules WHERE rule_name = 'ro' AND max_active = 1)}),
+    'a max_active rule');
+{
+    my $holder = standby_login(application_name => 'ro-holder');
+    my $waiter = standby_login(application_name => 'ro-waiter');
+    is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'standby: a read-only transaction holds the one place');
+    send_query($waiter, 'SELECT 2');
+    ok(wait_queued($standby, $waiter->{pid}), 'standby: a second queues');
+    is(simple_query($holder, 'COMMIT'), undef, 'standby: the holder commits');
+    is(wait_result($waiter), undef, 'standby: and the queued statement runs');
+    close $_->{socket} for $holder, $waiter;
+}
+$primary->safe_psql('postgres', q{DELETE FROM connguard.rules});
+
 # --- Promotion: the follower leaves, and the new primary reloads on commit.
 $standby->promote;
 ok($standby->poll_query_until('postgres', $follower_query, '0'), 'after promotion the standby follower has exited');

@@ -40,22 +40,9 @@ UPDATE connguard.rules SET cap_per = 'application' WHERE rule_name = 'peruser';
 INSERT INTO connguard.rules (rule_name, application_name, max_active, mode) VALUES ('mon', 'mon-*', 1, 'monitor');
 SELECT connguard.reload_rules();
 });
-my $major = $node->safe_psql('postgres', q{SELECT current_setting('server_version_num')::int / 10000});
-my $queue_event = $major >= 17 ? 'ConnguardMaxActiveQueue' : 'Extension';
+my $queue_event = queue_wait_event($node);
 
 sub open_session { return admitted_login($node, @_); }
-
-# Waits until session $pid shows pg_connguard's queue wait event; true if it did.
-sub wait_queued {
-    my ($pid) = @_;
-    for (1 .. 200) {
-        my $event = $node->safe_psql('postgres',
-            "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity WHERE pid = $pid");
-        return 1 if $event eq "Extension:$queue_event";
-        sleep 0.05;
-    }
-    return 0;
-}
 
 sub stat_of {
     my ($rule, $column) = @_;
@@ -106,7 +93,7 @@ sub stat_of {
     for my $who (qw(first second third)) {
         my $session = open_session(application_name => "one-$who");
         send_query($session, "INSERT INTO fifo (who) VALUES ('$who')");
-        ok(wait_queued($session->{pid}), "$who queues behind it");
+        ok(wait_queued($node, $session->{pid}), "$who queues behind it");
         push @queued, $session;
     }
     is($node->safe_psql('postgres', q{SELECT string_agg(application_name || ':' || max_active_state
@@ -161,13 +148,13 @@ sub stat_of {
     is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'a session holds the one place');
     my $cancelled = open_session(application_name => 'one-cancelled');
     send_query($cancelled, 'SELECT 1');
-    ok(wait_queued($cancelled->{pid}), 'a second session queues');
+    ok(wait_queued($node, $cancelled->{pid}), 'a second session queues');
     my $killed = open_session(application_name => 'one-killed');
     send_query($killed, 'SELECT 1');
-    ok(wait_queued($killed->{pid}), 'a third queues behind it');
+    ok(wait_queued($node, $killed->{pid}), 'a third queues behind it');
     my $next = open_session(application_name => 'one-next');
     send_query($next, "INSERT INTO ledger VALUES (1)");
-    ok(wait_queued($next->{pid}), 'a fourth queues last');
+    ok(wait_queued($node, $next->{pid}), 'a fourth queues last');
     $node->safe_psql('postgres', "SELECT pg_cancel_backend($cancelled->{pid})");
     is(wait_result($cancelled), '57014: canceling statement due to user request', 'cancel interrupts the wait');
     $node->safe_psql('postgres', "SELECT pg_terminate_backend($killed->{pid})");
@@ -184,7 +171,7 @@ sub stat_of {
     is(simple_query($holder, "BEGIN; INSERT INTO ledger VALUES (2)"), undef, 'a session holds the place');
     my $waiting = open_session(application_name => 'one-after-2pc');
     send_query($waiting, 'SELECT 1');
-    ok(wait_queued($waiting->{pid}), 'another queues');
+    ok(wait_queued($node, $waiting->{pid}), 'another queues');
     is(simple_query($holder, "PREPARE TRANSACTION 'p1'"), undef, 'the holder prepares its transaction');
     is(wait_result($waiting), undef, 'and the queued statement runs');
     $node->safe_psql('postgres', "COMMIT PREPARED 'p1'");
@@ -198,7 +185,7 @@ sub stat_of {
     is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'a session holds the place');
     my $reader = open_session(application_name => 'one-reader');
     send_query($reader, 'SELECT count(*) FROM ledger');
-    ok(wait_queued($reader->{pid}), 'a SELECT of ledger queues, holding its lock on ledger');
+    ok(wait_queued($node, $reader->{pid}), 'a SELECT of ledger queues, holding its lock on ledger');
     my $began = time();
     send_query($holder, 'ALTER TABLE ledger ADD COLUMN note text');
     my $error = wait_result($reader);
@@ -221,7 +208,7 @@ sub stat_of {
     is(simple_query($b, 'BEGIN; SELECT 1'), undef, 'per-b takes its own group\'s place at once');
     my $a2 = open_session(application_name => 'per-a');
     send_query($a2, 'SELECT 1');
-    ok(wait_queued($a2->{pid}), 'a second per-a queues');
+    ok(wait_queued($node, $a2->{pid}), 'a second per-a queues');
     is(simple_query($a, 'COMMIT'), undef, 'per-a commits');
     is(wait_result($a2), undef, 'and the second per-a runs');
     simple_query($b, 'COMMIT');

@@ -37,18 +37,9 @@ INSERT INTO connguard.rules (rule_name, application_name, max_active, active_wai
 SELECT connguard.reload_rules();
 });
 my $major = $node->safe_psql('postgres', q{SELECT current_setting('server_version_num')::int / 10000});
-my $queue_event = $major >= 17 ? 'ConnguardMaxActiveQueue' : 'Extension';
+my $queue_event = queue_wait_event($node);
 
 sub open_session { return admitted_login($node, @_); }
-
-sub wait_queued {
-    my ($pid) = @_;
-    for (1 .. 200) {
-        return 1 if $node->safe_psql('postgres', "SELECT wait_event FROM pg_stat_activity WHERE pid = $pid") eq $queue_event;
-        sleep 0.05;
-    }
-    return 0;
-}
 
 # Runs pgbench as role app under application $name with $script for $seconds while sampling
 # how many of its sessions run a statement at once; returns (pgbench's output, most running,
@@ -102,7 +93,7 @@ sub pgbench_sampled {
     my $holder = open_session(application_name => 'one-holder');
     is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'another session takes the one place');
     send_query($cursor, 'FETCH 1 FROM c');
-    ok(wait_queued($cursor->{pid}), 'a FETCH from the held cursor queues for a place');
+    ok(wait_queued($node, $cursor->{pid}), 'a FETCH from the held cursor queues for a place');
     is(simple_query($holder, 'COMMIT'), undef, 'the holder commits');
     is(read_value($cursor), '1', 'and the FETCH returns its row');
     close $_->{socket} for $cursor, $holder;
@@ -134,7 +125,7 @@ sub pgbench_sampled {
     is(simple_query($mover, 'BEGIN; SELECT 1; COMMIT'), undef, 'a per-a session runs in its own group');
     is(simple_query($mover, "SET application_name = 'per-b'"), undef, 'and renames itself to per-b');
     send_query($mover, 'SELECT 1');
-    ok(wait_queued($mover->{pid}), 'its next statement queues in per-b\'s group');
+    ok(wait_queued($node, $mover->{pid}), 'its next statement queues in per-b\'s group');
     is(simple_query($b, 'COMMIT'), undef, 'per-b commits');
     is(wait_result($mover), undef, 'and the renamed session runs');
     close $_->{socket} for $b, $mover;
@@ -146,7 +137,7 @@ sub pgbench_sampled {
     is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'a session holds the place');
     my $queued = open_session(application_name => 'one-queued-at-crash');
     send_query($queued, 'SELECT 1');
-    ok(wait_queued($queued->{pid}), 'another queues');
+    ok(wait_queued($node, $queued->{pid}), 'another queues');
     kill 'KILL', $holder->{pid};
     $node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
     ok(1, 'the server restarted after a backend was killed');
@@ -154,7 +145,7 @@ sub pgbench_sampled {
     is(simple_query($first, 'BEGIN; SELECT 1'), undef, 'after the restart the place is free');
     my $second = open_session(application_name => 'one-after-2');
     send_query($second, 'SELECT 1');
-    ok(wait_queued($second->{pid}), 'and the limit of 1 still holds');
+    ok(wait_queued($node, $second->{pid}), 'and the limit of 1 still holds');
     is(simple_query($first, 'COMMIT'), undef, 'the first commits');
     is(wait_result($second), undef, 'the second runs');
     close $_->{socket} for $first, $second;

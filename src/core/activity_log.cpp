@@ -40,6 +40,12 @@ void reset_counters(RuleCounters* table, std::size_t capacity, CountersNeeded ne
     for (std::size_t i = kept; i < capacity && table[i].rule_name[0] != '\0'; ++i) table[i] = RuleCounters{};
 }
 
+std::size_t active_wait_bucket(std::int64_t waited_us) noexcept {
+    std::size_t bucket = 0;
+    while (bucket < kActiveWaitBuckets - 1 && waited_us > kActiveWaitBucketUs[bucket]) ++bucket;
+    return bucket;
+}
+
 const char* event_kind_name(EventKind kind) noexcept {
     switch (kind) {
         case EventKind::kRejected: return "rejected";

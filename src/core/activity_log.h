@@ -20,6 +20,12 @@ inline constexpr std::size_t kEventReasonCount = 8;  // arrays indexed by EventR
 static_assert(static_cast<std::size_t>(EventReason::kMaxActive) + 1 == kEventReasonCount,
               "a new reason needs the count");
 
+// max_active's wait-time histogram: statements that queued, by how long, in buckets up to
+// 1 ms, 10 ms, 100 ms, 1 s, 10 s, and longer.
+inline constexpr std::size_t kActiveWaitBuckets = 6;
+inline constexpr std::int64_t kActiveWaitBucketUs[kActiveWaitBuckets - 1] = {1000, 10000, 100000, 1000000, 10000000};
+std::size_t active_wait_bucket(std::int64_t waited_us) noexcept;
+
 struct RuleCounters {
     char rule_name[kMaxRuleNameBytes + 1];  // "(default)" for sessions matching no rule
     std::uint64_t admitted;
@@ -35,6 +41,7 @@ struct RuleCounters {
     std::uint64_t active_wait_timeouts;
     std::uint64_t active_wait_deadlocks;
     std::uint64_t active_wait_us;
+    std::uint64_t active_wait_buckets[kActiveWaitBuckets];  // by active_wait_bucket
     std::uint64_t would_wait;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };

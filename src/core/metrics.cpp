@@ -142,10 +142,6 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_cancelled_total", static_cast<double>(rules[i].cancelled_transaction_time),
                  {{"rule", rules[i].rule_name}, {"reason", "transaction_time"}});
     }
-    w.family("connguard_rule_active_waits_total", "counter", "Statements that queued for a max_active place under each rule.");
-    for (std::size_t i = 0; i < rule_count; ++i) {
-        w.sample("connguard_rule_active_waits_total", static_cast<double>(rules[i].active_waits), {{"rule", rules[i].rule_name}});
-    }
     w.family("connguard_rule_active_wait_failures_total", "counter",
              "Queued statements that gave up under each rule: past active_wait (timeout), or a place-holder waited for "
              "their lock (deadlock).");
@@ -155,9 +151,23 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_active_wait_failures_total", static_cast<double>(rules[i].active_wait_deadlocks),
                  {{"rule", rules[i].rule_name}, {"reason", "deadlock"}});
     }
-    w.family("connguard_rule_active_wait_seconds_total", "counter", "Time statements spent queued for max_active.");
+    w.family("connguard_rule_active_wait_seconds", "histogram",
+             "How long statements queued for a max_active place under each rule (its count: the statements that queued).");
     for (std::size_t i = 0; i < rule_count; ++i) {
-        w.sample("connguard_rule_active_wait_seconds_total", rules[i].active_wait_seconds, {{"rule", rules[i].rule_name}});
+        const RuleMetrics& r = rules[i];
+        std::uint64_t cumulative = 0;
+        for (std::size_t b = 0; b < kActiveWaitBuckets; ++b) {
+            cumulative += r.active_wait_buckets[b];
+            char le[32];
+            if (b + 1 < kActiveWaitBuckets) {
+                std::snprintf(le, sizeof le, "%g", static_cast<double>(kActiveWaitBucketUs[b]) / 1e6);
+            } else {
+                std::snprintf(le, sizeof le, "+Inf");
+            }
+            w.sample("connguard_rule_active_wait_seconds_bucket", static_cast<double>(cumulative), {{"rule", r.rule_name}, {"le", le}});
+        }
+        w.sample("connguard_rule_active_wait_seconds_sum", r.active_wait_seconds, {{"rule", r.rule_name}});
+        w.sample("connguard_rule_active_wait_seconds_count", static_cast<double>(r.active_waits), {{"rule", r.rule_name}});
     }
     w.family("connguard_rule_would_wait_total", "counter",
              "Statements that ran over max_active in monitor mode or dry run (they would have queued).");

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "activity_log.h"
+
 namespace connguard::core {
 
 struct ServerMetrics {
@@ -67,6 +69,7 @@ struct RuleMetrics {
     std::uint64_t active_wait_timeouts;
     std::uint64_t active_wait_deadlocks;
     double active_wait_seconds;
+    std::uint64_t active_wait_buckets[kActiveWaitBuckets];  // as RuleCounters' (not cumulative)
     std::uint64_t would_reject;
     std::uint64_t would_terminate;
     std::uint64_t would_wait;

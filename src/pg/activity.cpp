@@ -86,6 +86,7 @@ void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd 
     if (core::RuleCounters* c = counters_of_locked(state, rule_name)) {
         ++c->active_waits;
         c->active_wait_us += static_cast<std::uint64_t>(Max(waited_us, static_cast<std::int64_t>(0)));
+        ++c->active_wait_buckets[core::active_wait_bucket(waited_us)];
         if (end == ActiveWaitEnd::kTimeout) ++c->active_wait_timeouts;
         if (end == ActiveWaitEnd::kDeadlock) ++c->active_wait_deadlocks;
     }

@@ -10,6 +10,7 @@
 extern "C" {
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(connguard_metrics);
@@ -40,6 +41,20 @@ struct SpiRow {
         bool isnull;
         const Datum d = get(column, &isnull);
         return isnull ? 0.0 : DatumGetFloat8(d);
+    }
+    // A bigint[] column into `out` (up to `size` entries; missing ones 0).
+    void counts(const char* column, std::uint64_t* out, std::size_t size) const {
+        bool isnull;
+        const Datum d = get(column, &isnull);
+        for (std::size_t i = 0; i < size; ++i) out[i] = 0;
+        if (isnull) return;
+        Datum* values;
+        bool* nulls;
+        int n;
+        deconstruct_array(DatumGetArrayTypeP(d), INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE, &values, &nulls, &n);
+        for (int i = 0; i < n && static_cast<std::size_t>(i) < size; ++i) {
+            out[i] = nulls[i] ? 0 : static_cast<std::uint64_t>(DatumGetInt64(values[i]));
+        }
     }
     bool boolean(const char* column) const {
         bool isnull;
@@ -156,6 +171,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.active_wait_deadlocks = row.integer("active_wait_deadlocks");
         r.active_wait_seconds = row.real("active_wait_seconds");
         r.would_wait = row.integer("would_wait");
+        row.counts("active_wait_histogram", r.active_wait_buckets, core::kActiveWaitBuckets);
         r.would_reject = row.integer("would_reject");
         r.would_terminate = row.integer("would_terminate");
     }

@@ -8,6 +8,9 @@
 #include "pg/sql_output.h"
 
 extern "C" {
+#include "catalog/pg_type_d.h"
+#include "utils/array.h"
+
 PG_FUNCTION_INFO_V1(connguard_rule_stats);
 PG_FUNCTION_INFO_V1(connguard_reset_stats);
 }
@@ -84,6 +87,9 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     row->put(Int64GetDatum(static_cast<int64>(c->active_wait_timeouts)));
     row->put(Int64GetDatum(static_cast<int64>(c->active_wait_deadlocks)));
     row->put(interval_datum(static_cast<std::int64_t>(c->active_wait_us)));
+    Datum buckets[core::kActiveWaitBuckets];
+    for (std::size_t b = 0; b < core::kActiveWaitBuckets; ++b) buckets[b] = Int64GetDatum(static_cast<int64>(c->active_wait_buckets[b]));
+    row->put(PointerGetDatum(construct_array(buckets, core::kActiveWaitBuckets, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_wait)));

@@ -74,6 +74,11 @@ sub stat_of {
     my $elapsed = time() - $began;
     ok($elapsed >= 3.4, sprintf('24 statements of 0.3 s, two at a time, take 3.6 s (%.1f s)', $elapsed));
     ok(stat_of('busy', 'active_waits') > 0, 'rule_stats counts the statements that queued');
+    is(stat_of('busy', q{(SELECT sum(n) FROM unnest(active_wait_histogram) n) = active_waits
+                         AND active_wait_histogram[4] > 0 AND active_wait_time > '0.3 s'}), 't',
+       'its histogram holds every wait, some up to 1 s, and the total time queued');
+    like($node->safe_psql('postgres', 'SELECT connguard.metrics()'),
+         qr/^connguard_rule_active_wait_seconds_count\{rule="busy"\} [1-9]\d*$/m, 'metrics() has the histogram');
     # pool_advice: 8 sessions active at once (2 running, 6 queued) on this server's cores.
     chomp(my $cores = `nproc`);
     my $expected = $cores > 1 ? $cores - 1 : 1;
@@ -232,6 +237,24 @@ sub stat_of {
     is($node->safe_psql('postgres', q{SELECT count(*) FROM connguard.events WHERE event = 'would_wait' AND rule_name = 'mon'}),
        '1', 'the would-wait is an event');
     close $_->{socket} for $holder, $super, $m1, $m2;
+}
+
+# --- connguard.dry_run: nothing waits, would-waits are counted.
+{
+    $node->append_conf('postgresql.conf', 'connguard.dry_run = on');
+    $node->reload;
+    $node->poll_query_until('postgres', q{SELECT dry_run FROM connguard.server_status}) or die 'dry_run not on';
+    my $before = stat_of('one', 'would_wait');
+    my $holder = open_session(application_name => 'one-dry-holder');
+    is(simple_query($holder, 'BEGIN; SELECT 1'), undef, 'dry run: a session holds the one place');
+    my $second = open_session(application_name => 'one-dry');
+    is(query_value($second, 'SELECT 9'), '9', 'dry run: a second runs at once');
+    is(stat_of('one', 'would_wait'), $before + 1, 'dry run: counted as a would-wait');
+    simple_query($holder, 'COMMIT');
+    close $_->{socket} for $holder, $second;
+    $node->append_conf('postgresql.conf', 'connguard.dry_run = off');
+    $node->reload;
+    $node->poll_query_until('postgres', q{SELECT NOT dry_run FROM connguard.server_status}) or die 'dry_run not off';
 }
 
 # --- A session under no max_active rule never queues, whatever the others do.

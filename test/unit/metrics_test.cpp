@@ -115,3 +115,29 @@ TEST(Metrics, PoolAdviceFindingsAndRecommendedCaps) {
     EXPECT_EQ(text.find(cap, first + 1), std::string::npos) << "once a group";
     EXPECT_NE(text.find("application_name=\"leaky\"} 2\n"), std::string::npos) << text;
 }
+
+TEST(Metrics, ActiveWaitsAreAHistogram) {
+    RuleMetrics rule{};
+    rule.rule_name = "reports";
+    rule.active_waits = 5;
+    rule.active_wait_seconds = 2.5;
+    rule.active_wait_buckets[0] = 2;  // up to 1 ms
+    rule.active_wait_buckets[3] = 2;  // up to 1 s
+    rule.active_wait_buckets[5] = 1;  // longer than 10 s
+    const std::string text = render_metrics(server(), &rule, 1, nullptr, 0);
+    EXPECT_NE(text.find("# TYPE connguard_rule_active_wait_seconds histogram\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_bucket{rule=\"reports\",le=\"0.001\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_bucket{rule=\"reports\",le=\"0.1\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_bucket{rule=\"reports\",le=\"1\"} 4\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_bucket{rule=\"reports\",le=\"+Inf\"} 5\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_count{rule=\"reports\"} 5\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_active_wait_seconds_sum{rule=\"reports\"} 2.5\n"), std::string::npos);
+}
+
+TEST(Metrics, WaitBucketsAreInclusiveUpperBounds) {
+    EXPECT_EQ(active_wait_bucket(0), 0u);
+    EXPECT_EQ(active_wait_bucket(1000), 0u);
+    EXPECT_EQ(active_wait_bucket(1001), 1u);
+    EXPECT_EQ(active_wait_bucket(10000000), 4u);
+    EXPECT_EQ(active_wait_bucket(10000001), 5u);
+}

@@ -24,6 +24,9 @@ COMMENT ON COLUMN connguard.rules.max_active IS
     'Most sessions of the group inside a transaction at once; the others queue FIFO (see active_wait); NULL = no limit';
 COMMENT ON COLUMN connguard.rules.active_wait IS
     'How long a statement may queue for a max_active place before it fails with 53000; NULL = connguard.active_wait';
+ALTER TABLE connguard.rules ADD COLUMN min_connections integer;
+COMMENT ON COLUMN connguard.rules.min_connections IS
+    'Places reserved for the rule''s sessions (cap_per = rule): other logins are refused before they would take them; NULL = none';
 COMMENT ON COLUMN connguard.rules.action IS
     'terminate or cancel: what max_transaction_time does to a transaction running a statement (an idle one is ended)';
 
@@ -50,6 +53,7 @@ CREATE FUNCTION connguard._active_rules(
     OUT lock_timeout interval,
     OUT max_active integer,
     OUT active_wait interval,
+    OUT min_connections integer,
     OUT rule_set_version bigint,
     OUT loaded_at timestamptz)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_active_rules' LANGUAGE C VOLATILE

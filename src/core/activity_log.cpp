@@ -73,6 +73,7 @@ const char* event_reason_name(EventReason reason) noexcept {
         case EventReason::kAge: return "age";
         case EventReason::kTransactionTime: return "transaction_time";
         case EventReason::kMaxActive: return "max_active";
+        case EventReason::kReserved: return "reserved";
     }
     return nullptr;
 }

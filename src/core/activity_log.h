@@ -14,10 +14,10 @@
 namespace connguard::core {
 
 enum class EventReason : std::uint8_t {
-    kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge, kTransactionTime, kMaxActive
+    kNone, kCap, kIdle, kIdleInTransaction, kIdleBlocker, kAge, kTransactionTime, kMaxActive, kReserved
 };
-inline constexpr std::size_t kEventReasonCount = 8;  // arrays indexed by EventReason
-static_assert(static_cast<std::size_t>(EventReason::kMaxActive) + 1 == kEventReasonCount,
+inline constexpr std::size_t kEventReasonCount = 9;  // arrays indexed by EventReason
+static_assert(static_cast<std::size_t>(EventReason::kReserved) + 1 == kEventReasonCount,
               "a new reason needs the count");
 
 // max_active's wait-time histogram: statements that queued, by how long, in buckets up to

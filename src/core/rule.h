@@ -56,6 +56,7 @@ struct RuleInput {
     std::optional<std::int64_t> lock_timeout_us;
     std::optional<std::int32_t> max_active;
     std::optional<std::int64_t> active_wait_us;
+    std::optional<std::int32_t> min_connections;
 };
 
 // A pattern field: absent (NULL, matches anything) or a validated glob.
@@ -93,6 +94,8 @@ struct CompiledRule {
     // statement may queue for a place (kUnset: connguard.active_wait; 0: not at all).
     std::int64_t active_wait_us = kUnset;
     std::int32_t max_active = -1;
+    // Places kept for the rule's sessions (-1: NULL, none); see reservations.h.
+    std::int32_t min_connections = -1;
     // The one-byte fields last, together (less padding; compile_rule zeroes what is left).
     CapPer cap_per = CapPer::kRule;
     Mode mode = Mode::kEnforce;

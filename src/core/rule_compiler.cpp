@@ -225,6 +225,22 @@ RuleError compile_rule(const RuleInput& in, CompiledRule* out) {
         }
         out->max_active = *in.max_active;
     }
+    if (in.min_connections) {
+        if (*in.min_connections < 0) return {"min_connections", "must not be negative (NULL reserves nothing)"};
+        if (out->max_connections >= 0 && *in.min_connections > out->max_connections) {
+            return {"min_connections", "must be at most max_connections (" + std::to_string(out->max_connections) + ")"};
+        }
+        if (*in.min_connections > kMaxConnectionsLimit) {
+            return {"min_connections", "must be at most " + std::to_string(kMaxConnectionsLimit)};
+        }
+        if (*in.min_connections > 0 && out->cap_per != CapPer::kRule) {
+            return {"min_connections", "needs cap_per = 'rule': places are reserved for the rule's sessions as one group"};
+        }
+        if (*in.min_connections > 0 && out->mode == Mode::kExempt) {
+            return {"min_connections", "an exempt rule's sessions are not counted, so it cannot reserve places"};
+        }
+        out->min_connections = *in.min_connections;
+    }
     if (in.active_wait_us && *in.active_wait_us < 0) {
         return {"active_wait", "must not be negative (0 fails at once when every place is taken, NULL for "
                                "connguard.active_wait)"};

@@ -99,6 +99,7 @@ bool set_column(RuleInput* in, std::string_view name, std::string_view value) {
     if (name == "lock_timeout_ms") return milliseconds(value, &in->lock_timeout_us);
     if (name == "max_active") return number(value, &in->max_active);
     if (name == "active_wait_us") return number(value, &in->active_wait_us);
+    if (name == "min_connections") return number(value, &in->min_connections);
     return false;
 }
 
@@ -132,6 +133,7 @@ std::string encode_rule_set(const CompiledRule* rules, std::size_t count) {
         if (r.lock_timeout_ms != kUnset) put_number(&out, "lock_timeout_ms", r.lock_timeout_ms);
         if (r.max_active >= 0) put_number(&out, "max_active", r.max_active);
         if (r.active_wait_us != kUnset) put_number(&out, "active_wait_us", r.active_wait_us);
+        if (r.min_connections >= 0) put_number(&out, "min_connections", r.min_connections);
         out.append("end\n");
     }
     put_number(&out, "rules", static_cast<std::int64_t>(count));  // the closing line: a truncated file lacks it

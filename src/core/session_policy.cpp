@@ -59,7 +59,8 @@ EndingWords ending_words(EventReason reason) noexcept {
         case EventReason::kCap: return {"53300", "terminating connection due to too many connections"};
         case EventReason::kTransactionTime: return {"25P04", "terminating connection due to transaction timeout"};
         case EventReason::kNone:
-        case EventReason::kMaxActive: break;  // max_active ends no session
+        case EventReason::kMaxActive:  // max_active ends no session
+        case EventReason::kReserved: break;  // nor do reservations
     }
     return {"57P01", nullptr};
 }

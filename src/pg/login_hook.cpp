@@ -14,8 +14,11 @@
 
 #include <ctime>
 
+#include "core/reservations.h"
+
 #include "pg/active_gate.h"
 #include "pg/activity.h"
+#include "pg/client_sessions.h"
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
@@ -154,6 +157,7 @@ void admit_or_refuse(Port* port) {
 
     const core::AdmissionPolicy policy{setting_enabled, setting_dry_run, setting_max_connections_per_application};
     core::AdmissionDecision decision;
+    core::ReservationCheck reservation;
     core::CompiledRule rule{};
     char rule_name[core::kMaxRuleNameBytes + 1] = "";
     char message[256] = "";
@@ -172,12 +176,24 @@ void admit_or_refuse(Port* port) {
         }
         decision = core::decide_admission(state->rules, state->rule_sieves, state->rule_count, policy, session, exempt,
                                           state->slots, state->slot_tags, counted_places_locked(state));
+        // Within its cap, a login may still take a place another rule reserves (min_connections).
+        reservation = core::ReservationCheck{};
+        if (decision.verdict == core::Verdict::kAdmit) {
+            reservation = core::check_reservations(state->rules, state->rule_count, state->slots, state->slot_count,
+                                                   usable_slots(), decision.rule_index, decision.counted, policy);
+            decision.verdict = reservation.verdict;
+        }
         if (decision.verdict != core::Verdict::kReject || GetCurrentTimestamp() >= wait_until) break;
         LWLockRelease(state->lock);
         wait_for_a_place(&wait_step_ms);
     }
     clear_ending_notice_locked(state, index);  // one left for an earlier session in this slot
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
+    core::CompiledRule reserving_rules[1] = {};  // the rule a refusal for reservations names, copied out
+    if (reservation.holder != core::kNoRule) {
+        reserving_rules[0] = state->rules[reservation.holder];
+        reservation.holder = 0;
+    }
     strlcpy(rule_name, decision.rule_index != core::kNoRule ? rule.rule_name : core::kDefaultRuleName, sizeof rule_name);
     if (decision.verdict != core::Verdict::kReject) {
         core::fill_slot(&state->slots[index], &state->slot_tags[index], session,
@@ -207,14 +223,21 @@ void admit_or_refuse(Port* port) {
     if (decision.verdict == core::Verdict::kAdmit) return;
 
     const core::CompiledRule* matched = decision.rule_index != core::kNoRule ? &rule : nullptr;
+    const bool for_reservations = reservation.verdict != core::Verdict::kAdmit;
     cpp_call([&] {
-        copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
-        copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
+        if (for_reservations) {
+            copy_text(core::reservation_message(), message, sizeof message);
+            copy_text(core::reservation_detail(reservation, reserving_rules), detail, sizeof detail);
+        } else {
+            copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
+            copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
+        }
     });
     record_event(state,
                  decision.verdict == core::Verdict::kReject ? core::EventKind::kRejected
                                                             : core::EventKind::kWouldReject,
-                 core::EventReason::kCap, MyProcPid, session, rule_name, detail);
+                 for_reservations ? core::EventReason::kReserved : core::EventReason::kCap, MyProcPid, session, rule_name,
+                 detail);
 
     if (decision.verdict == core::Verdict::kWouldReject) {
         ereport(LOG, (errmsg("pg_connguard: would refuse login: %s", message), errdetail("%s", detail)));

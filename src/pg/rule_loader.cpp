@@ -1,6 +1,8 @@
 #include "pg/rule_loader.h"
 
+#include "core/reservations.h"
 #include "pg/activity.h"
+#include "pg/client_sessions.h"
 #include "pg/cpp_boundary.h"
 #include "pg/rule_file.h"
 #include "pg/rule_row.h"
@@ -70,12 +72,18 @@ int read_compile_publish(SharedState* state, std::uint64_t generation) {
 
     auto* compiled = static_cast<core::CompiledRule*>(palloc(sizeof(core::CompiledRule) * state->rule_capacity));
     char error[kLoadErrorBytes] = "";
+    const std::int32_t usable = usable_slots();
     const int count = cpp_call([&]() -> int {
         const std::vector<core::RuleInput> input_rows(inputs, inputs + rows);
         const core::CompiledRuleSet set =
             core::compile_rule_set(input_rows, static_cast<std::size_t>(state->rule_capacity));
         if (!set.error.empty()) {
             copy_text(set.error, error, sizeof error);
+            return -1;
+        }
+        const std::string reserved = core::reservation_set_error(set.rules.data(), set.rules.size(), usable);
+        if (!reserved.empty()) {
+            copy_text(reserved, error, sizeof error);
             return -1;
         }
         memcpy(static_cast<void*>(compiled), set.rules.data(), sizeof(core::CompiledRule) * set.rules.size());

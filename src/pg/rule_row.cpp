@@ -91,6 +91,7 @@ void read_rule_row(HeapTuple tuple, TupleDesc desc, core::RuleInput* out) {
     if (row.present("lock_timeout")) out->lock_timeout_us = row.interval_micros("lock_timeout");
     if (row.present("max_active")) out->max_active = row.int4("max_active");
     if (row.present("active_wait")) out->active_wait_us = row.interval_micros("active_wait");
+    if (row.present("min_connections")) out->min_connections = row.int4("min_connections");
 }
 
 }  // namespace connguard::pg

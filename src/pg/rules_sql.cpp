@@ -189,6 +189,7 @@ extern "C" Datum connguard_active_rules(PG_FUNCTION_ARGS) {
         put_limit(rule.lock_timeout_ms == core::kUnset ? core::kUnset : rule.lock_timeout_ms * 1000);
         row.put_if(rule.max_active >= 0, Int32GetDatum(rule.max_active));
         put_limit(rule.active_wait_us);
+        row.put_if(rule.min_connections >= 0, Int32GetDatum(rule.min_connections));
         row.put(Int64GetDatum(static_cast<int64>(version)));
         row.put(TimestampTzGetDatum(loaded_at));
         row.add_to(rsinfo);

@@ -196,3 +196,20 @@ REVOKE ALL ON FUNCTION connguard._history() FROM PUBLIC;
 REVOKE ALL ON connguard.history FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._history() TO pg_monitor;
 GRANT SELECT ON connguard.history TO pg_monitor;
+
+-- capacity shows each rule's reservation (min_connections) and their total beside the caps.
+DROP VIEW connguard.capacity;
+DROP FUNCTION connguard._capacity();
+CREATE FUNCTION connguard._capacity(
+    OUT rule_name text, OUT mode text, OUT cap_per text, OUT cap integer, OUT scopes_seen integer,
+    OUT can_hold bigint, OUT running_total bigint, OUT exhausting boolean, OUT usable_slots integer,
+    OUT reserve bigint, OUT overcommitted boolean, OUT min_connections integer, OUT reserved_total bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_capacity' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.capacity AS SELECT * FROM connguard._capacity();
+COMMENT ON VIEW connguard.capacity IS
+    'Every cap that can be held at once (a cap per scope times the scopes seen) against the usable slots, and the reservations';
+REVOKE ALL ON FUNCTION connguard._capacity() FROM PUBLIC;
+REVOKE ALL ON connguard.capacity FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._capacity() TO pg_monitor;
+GRANT SELECT ON connguard.capacity TO pg_monitor;

@@ -31,6 +31,8 @@ Capacity capacity(const CompiledRule* rules, std::size_t rule_count, const Sessi
         CapacityRow row;
         row.rule_name = rule.rule_name;
         row.mode = mode_name(rule.mode);
+        row.min_connections = rule.min_connections;
+        result.reserved_total += rule.min_connections > 0 ? rule.min_connections : 0;
         row.cap_per = rule.cap_per;
         if (group_cap(&rule, default_cap) >= 0) {
             row.cap = group_cap(&rule, default_cap);

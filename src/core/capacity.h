@@ -28,6 +28,7 @@ struct CapacityRow {
     std::int64_t running_total = kNoLimit;  // can_hold of this row and every capped row before it
     // Among the largest capped rows that together can hold every usable slot (overcommitted only).
     bool exhausting = false;
+    std::int32_t min_connections = -1;  // places the rule reserves (min_connections, 1.2); -1: none
 };
 
 struct Capacity {
@@ -39,6 +40,7 @@ struct Capacity {
     // overcommitted). Superusers have PostgreSQL's reserved slots on top of it.
     std::int64_t reserve = 0;
     bool overcommitted = false;  // capped_total > usable_slots
+    std::int64_t reserved_total = 0;  // every rule's min_connections
 };
 
 // `slots` are the places of the sessions now (a rule's scopes are counted over the counted

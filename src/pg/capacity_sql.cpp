@@ -27,6 +27,7 @@ struct PlainRow {
     std::int64_t can_hold;
     std::int64_t running_total;
     bool exhausting;
+    std::int32_t min_connections;
 };
 
 struct PlainCapacity {
@@ -35,6 +36,7 @@ struct PlainCapacity {
     std::int64_t reserve;
     std::int32_t usable_slots;
     bool overcommitted;
+    std::int64_t reserved_total;
 };
 
 PlainCapacity capacity_now(SharedState* state, char* finding, std::size_t finding_size) {
@@ -59,8 +61,10 @@ PlainCapacity capacity_now(SharedState* state, char* finding, std::size_t findin
             to.can_hold = from.can_hold;
             to.running_total = from.running_total;
             to.exhausting = from.exhausting;
+            to.min_connections = from.min_connections;
         }
         result.reserve = computed.reserve;
+        result.reserved_total = computed.reserved_total;
         result.usable_slots = computed.usable_slots;
         result.overcommitted = computed.overcommitted;
         if (finding != nullptr) copy_text(core::capacity_finding(computed), finding, finding_size);
@@ -98,6 +102,8 @@ extern "C" Datum connguard_capacity(PG_FUNCTION_ARGS) {
         row.put(Int32GetDatum(capacity.usable_slots));
         row.put(Int64GetDatum(capacity.reserve));
         row.put(BoolGetDatum(capacity.overcommitted));
+        row.put_if(r.min_connections >= 0, Int32GetDatum(r.min_connections));
+        row.put(Int64GetDatum(capacity.reserved_total));
         row.add_to(rsinfo);
     }
     return (Datum)0;

@@ -81,6 +81,10 @@ my $again = login($node, user => 'app', database => 'postgres', application_name
 ok($again->{admitted}, 'and critical takes it');
 close $_->{socket} for @others, @critical[1 .. $#critical], $again;
 
+is($node->safe_psql('postgres', q{SELECT string_agg(rule_name || ':' || coalesce(min_connections::text, '-') || '/' || reserved_total,
+                                                 ',' ORDER BY rule_name) FROM connguard.capacity}),
+   '(default):-/3,critical:3/3,others:-/3', 'capacity shows each rule\'s reservation and their total');
+
 # A rule set reserving more than the usable slots is refused as a whole; the last good stays.
 $node->safe_psql('postgres', q{INSERT INTO connguard.rules (rule_name, application_name, min_connections) VALUES ('greedy', 'greedy', 15)});
 my ($rc, $out, $err) = $node->psql('postgres', 'SELECT connguard.reload_rules()');

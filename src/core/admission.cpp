@@ -124,12 +124,12 @@ std::int32_t group_cap(const CompiledRule* rule, std::int32_t default_per_applic
 }
 
 bool same_group(const SessionSlot& slot, const char* rule_name, CapPer cap_per, const SessionKey& session) noexcept {
-    if (!slot.in_use || !slot.counted) return false;
+    if (!slot.in_use || !slot.counted || slot.shadowed) return false;
     return group_key(slot.rule_name, cap_per, key_of(slot, slot.application)) == group_key(rule_name, cap_per, session);
 }
 
 SlotTags tags_of(const SessionSlot& slot) noexcept {
-    if (!slot.in_use || !slot.counted) return SlotTags{};
+    if (!slot.in_use || !slot.counted || slot.shadowed) return SlotTags{};
     return tags_for(key_of(slot, slot.application), slot.rule_name);
 }
 
@@ -137,7 +137,7 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
                                    const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
                                    const SlotTags* tags, std::size_t slot_count, std::size_t self,
-                                   std::size_t self_kept) noexcept {
+                                   std::size_t places_stride) noexcept {
     AdmissionDecision decision;
     decision.rule_index = classify(rules, sieves, rule_count, session);
     const CompiledRule* rule = decision.rule_index == kNoRule ? nullptr : &rules[decision.rule_index];
@@ -153,7 +153,8 @@ AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* s
     decision.capped = decision.cap >= 0;
     const SlotTags wanted = tags_for(session, rule_name);
     for (std::size_t i = 0; i < slot_count; ++i) {
-        if (i == self || i == self_kept || !may_share_group(tags[i], wanted, CapPer::kRule)) continue;
+        if (!may_share_group(tags[i], wanted, CapPer::kRule)) continue;
+        if (i == self || (self != kNewSession && places_stride != 0 && i % places_stride == self)) continue;
         if (!same_group(slots[i], rule_name, CapPer::kRule, session)) continue;
         ++decision.rule_sessions;
         const bool same = may_share_group(tags[i], wanted, decision.cap_per) &&
@@ -189,19 +190,54 @@ bool same_place(const SessionSlot& a, const SessionSlot& b, const CompiledRule* 
     if (!a.in_use || !b.in_use || a.counted != b.counted || std::strcmp(a.rule_name, b.rule_name) != 0) return false;
     if (!a.counted) return true;  // uncounted places take nothing from any group
     const CapPer cap_per = group_cap_per(rule_named(rules, rule_count, a.rule_name));
-    return same_group(b, a.rule_name, cap_per, key_of(a, a.application));
+    return group_key(b.rule_name, cap_per, key_of(b, b.application)) ==
+           group_key(a.rule_name, cap_per, key_of(a, a.application));
 }
 
 void keep_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags) noexcept {
     if (kept->in_use) return;
     *kept = own;
+    kept->shadowed = false;
     *kept_tags = tags_of(*kept);
 }
 
-Settle settle_places(const SessionSlot& own, const SessionSlot& kept, std::string_view final_name) noexcept {
-    if (name_equals(own.application, final_name)) return Settle::kOwn;
-    if (kept.in_use && name_equals(kept.application, final_name)) return Settle::kKept;
-    return Settle::kDecide;
+KeepPlan plan_kept_places(std::string_view current, const SessionSlot* const* kept, int kept_count,
+                          const std::string_view* restorable, int restorable_count) noexcept {
+    KeepPlan plan;
+    bool current_kept = false;
+    for (int k = 0; k < kept_count; ++k) {
+        if (!kept[k]->in_use) continue;
+        const char* name = kept[k]->application;
+        bool needed = name_equals(name, current);
+        for (int r = 0; r < restorable_count && !needed; ++r) needed = name_equals(name, restorable[r]);
+        if (!needed) {
+            plan.release |= 1U << k;
+        } else if (name_equals(name, current)) {
+            current_kept = true;
+        }
+    }
+    if (current_kept) return plan;
+    for (int k = 0; k < kept_count && plan.keep_into == kNoKeep; ++k) {
+        if (!kept[k]->in_use || (plan.release & (1U << k)) != 0) plan.keep_into = k;
+    }
+    plan.fits = plan.keep_into != kNoKeep;
+    return plan;
+}
+
+void shadow_kept_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags, const CompiledRule* rules,
+                       std::size_t rule_count) noexcept {
+    if (!kept->in_use) return;
+    kept->shadowed = same_place(own, *kept, rules, rule_count);
+    *kept_tags = tags_of(*kept);
+}
+
+SettleChoice settle_places(const SessionSlot& own, const SessionSlot* const* kept, int kept_count,
+                           std::string_view final_name) noexcept {
+    if (name_equals(own.application, final_name)) return SettleChoice{Settle::kOwn, kNoKeep};
+    for (int k = 0; k < kept_count; ++k) {
+        if (kept[k]->in_use && name_equals(kept[k]->application, final_name)) return SettleChoice{Settle::kKept, k};
+    }
+    return SettleChoice{Settle::kDecide, kNoKeep};
 }
 
 const CompiledRule* rule_named(const CompiledRule* rules, std::size_t rule_count, const char* name) noexcept {

@@ -26,6 +26,8 @@ struct SessionSlot {
     bool pooled;        // under a pooler rule: keeps its rule and group when renamed
     bool settling;      // its application_name changed without a check inside a transaction:
                         // it settles its place itself when the transaction ends (settle_places)
+    bool shadowed;      // a kept place in the group its session's own place counts in now: it
+                        // counts nowhere until the own place moves on (see shadow_kept_place)
     std::int32_t pid;
     std::uint32_t role_id;  // the login role's OID, for "+group" rules when reclassified
     char rule_name[kMaxRuleNameBytes + 1];  // "" when no rule matched (the defaults apply)
@@ -82,15 +84,16 @@ inline constexpr std::size_t kNewSession = static_cast<std::size_t>(-1);
 // `exempt_session`: superuser or exempt role, as the caller determined. `self` is the
 // slot of a session already admitted that is being re-decided (it renamed itself): its
 // own place is left out of the count, so when its new group is full it is the session
-// refused, never one of those already there. kNewSession for a login. `self_kept` is the
-// place the same session keeps under the name a rollback would restore (see keep_place),
-// also left out: a session counts once in any group, whichever of its names is final.
+// refused, never one of those already there. kNewSession for a login. With `places_stride`
+// (not 0), every slot i with i % places_stride == self is a place the same session keeps
+// under a name a rollback would restore (see keep_place), also left out: a session counts
+// once in any group, whichever of its names is final.
 // `sieves` holds the sieves of `rules` (see classify), `tags` the tags of `slots`, as above.
 AdmissionDecision decide_admission(const CompiledRule* rules, const RuleSieve* sieves, std::size_t rule_count,
                                    const AdmissionPolicy& policy,
                                    const SessionKey& session, bool exempt_session, const SessionSlot* slots,
                                    const SlotTags* tags, std::size_t slot_count,
-                                   std::size_t self = kNewSession, std::size_t self_kept = kNewSession) noexcept;
+                                   std::size_t self = kNewSession, std::size_t places_stride = 0) noexcept;
 
 // The one definition of a cap group, used by admission, the worker, every view, pool_advice
 // and capacity: the rule ("" for the defaults), what its cap counts per, and the session's
@@ -146,19 +149,49 @@ bool same_place(const SessionSlot& a, const SessionSlot& b, const CompiledRule* 
 // A rename not yet kept by PostgreSQL (SET application_name inside a transaction, or a
 // statement's implicit one): before the session's own place moves to the new name, it
 // keeps a copy of it, so the name a rollback restores still has its place. A kept place
-// already in use stays as it is (it is the name from before the transaction).
+// already in use stays as it is.
 void keep_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags) noexcept;
+
+// How many places a session keeps at most beside its own, for names PostgreSQL may still
+// restore: the name from before its transaction, and one set in the transaction and changed
+// again inside a savepoint or a function's SET clause.
+constexpr int kKeptPlaces = 2;
+
+// Before a SET inside a transaction moves a session's own place away from the name `current`:
+// which of its kept places (`kept[k]`, in use or not) stand for no name PostgreSQL may still
+// restore (`restorable`: the values application_name's stack saved) and go (bit k of
+// `release`), and which free place keeps `current`, which this SET may save in turn
+// (`keep_into`; kNoKeep when a kept place already holds it). `fits` is false when every kept
+// place is still needed and `current` needs one more: the SET is refused.
+constexpr int kNoKeep = -1;
+struct KeepPlan {
+    std::uint32_t release = 0;
+    int keep_into = kNoKeep;
+    bool fits = true;
+};
+KeepPlan plan_kept_places(std::string_view current, const SessionSlot* const* kept, int kept_count,
+                          const std::string_view* restorable, int restorable_count) noexcept;
+
+// A kept place in the same group as its session's own place counts nowhere (the session
+// counts once in a group); it counts again once the own place moves elsewhere.
+void shadow_kept_place(const SessionSlot& own, SessionSlot* kept, SlotTags* kept_tags, const CompiledRule* rules,
+                       std::size_t rule_count) noexcept;
 
 // What the end of the transaction does with a session's places, once PostgreSQL has
 // settled on its application_name `final_name`.
 enum class Settle : std::uint8_t {
-    kOwn,     // the final name is the one its own place is under: the kept place goes
-    kKept,    // the final name is the kept place's (a rollback, SET LOCAL, a function's SET
-              // clause at its exit): its own place goes back to where the kept one is
-    kDecide,  // a name neither place is under (RESET, DISCARD ALL, a name set in a rolled-back
-              // savepoint's parent): decided like a rename, and taken even into a full group
+    kOwn,     // the final name is the one its own place is under: the kept places go
+    kKept,    // the final name is a kept place's (a rollback, SET LOCAL, a function's SET
+              // clause at its exit): its own place goes back to where that kept one is
+    kDecide,  // a name no place is under (RESET, DISCARD ALL): decided like a rename, and
+              // taken even into a full group
 };
-Settle settle_places(const SessionSlot& own, const SessionSlot& kept, std::string_view final_name) noexcept;
+struct SettleChoice {
+    Settle how = Settle::kDecide;
+    int kept = kNoKeep;  // for kKept: which kept place
+};
+SettleChoice settle_places(const SessionSlot& own, const SessionSlot* const* kept, int kept_count,
+                           std::string_view final_name) noexcept;
 
 // For every slot in use: how many counted sessions share its cap group (under its rule's
 // cap_per, or per application for the defaults). One pass, for the views.

@@ -22,6 +22,7 @@
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
+#include "pg/rename_keeping.h"
 #include "pg/rule_timeouts.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -122,11 +123,7 @@ void release_place(int, Datum) {
         core::release_slot(&state->slots[index], &state->slot_tags[index]);
         ++state->total_disconnects;
     }
-    const int kept_index = state->slot_count + index;
-    if (state->slots[kept_index].in_use && state->slots[kept_index].pid == MyProcPid) {
-        core::release_slot(&state->slots[kept_index], &state->slot_tags[kept_index]);  // it ended mid-transaction
-        --state->kept_count;
-    }
+    release_kept_places_locked(state, index, MyProcPid);  // it ended mid-transaction
     LWLockRelease(state->lock);
     if (wake != nullptr) SetLatch(wake);
 }

@@ -12,6 +12,7 @@ namespace connguard::pg {
 
 struct RenameDecision {
     bool decided = false;  // false: the place is not (or no longer) this session's
+    bool no_room_to_keep = false;  // refused: the session already keeps core::kKeptPlaces places
     core::Verdict verdict = core::Verdict::kAdmit;
     char rule_name[core::kMaxRuleNameBytes + 1] = "";  // the matched rule, or "(default)"
     char message[256] = "";  // for a refusal or would-refusal: 'too many connections for application "etl"'

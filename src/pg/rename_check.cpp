@@ -86,6 +86,13 @@ bool check_application_name(char** newval, void** extra, GucSource source) {
     if (strcmp(wanted, seen.application) == 0) return true;
 
     const RenameDecision decided = decide_rename(state, index, seen, wanted, RenameKind::kAtSet, rename_memberships());
+    if (decided.no_room_to_keep) {
+        GUC_check_errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+        GUC_check_errmsg("%s", decided.message);
+        GUC_check_errdetail("%s", decided.detail);
+        GUC_check_errhint("Change it at the level where it was changed before, or after COMMIT or RELEASE SAVEPOINT.");
+        return false;
+    }
     if (decided.decided && decided.verdict != core::Verdict::kReject) settle_at_transaction_end();
     if (!decided.decided || decided.verdict == core::Verdict::kAdmit) return true;
     return refuse(state, seen, wanted, decided);

@@ -63,23 +63,26 @@ void settle(XactEvent event, void*) {
     Memberships& memberships = last_memberships();
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     core::SessionSlot* own = &state->slots[index];
-    const int kept_index = state->slot_count + index;
-    core::SessionSlot* kept = &state->slots[kept_index];
+    core::SessionSlot* kept[core::kKeptPlaces];
+    kept_places_of(state, index, kept);
     if (own->in_use && own->pid == MyProcPid && !own->pooled) {
-        switch (core::settle_places(*own, *kept, final_name)) {
+        const core::SettleChoice choice = core::settle_places(*own, kept, core::kKeptPlaces, final_name);
+        switch (choice.how) {
             case core::Settle::kOwn: break;
-            case core::Settle::kKept:
+            case core::Settle::kKept: {
+                const core::SessionSlot& back = *kept[choice.kept];
                 leave_move_news_locked(state, *own, final_name);
-                core::regroup_slot(own, &state->slot_tags[index], final_name, kept->rule_name, kept->counted);
+                core::regroup_slot(own, &state->slot_tags[index], final_name, back.rule_name, back.counted);
                 note_placement_changed_locked(state);
                 break;
+            }
             case core::Settle::kDecide: {
                 core::SessionKey session = core::key_of(*own, final_name);
                 session.is_member_of = is_member_of_group;
                 session.context = &memberships;
                 const core::AdmissionDecision decision = core::decide_admission(
                     state->rules, state->rule_sieves, state->rule_count, policy, session, own->exempt_login,
-                    state->slots, state->slot_tags, counted_places_locked(state), index, kept_index);
+                    state->slots, state->slot_tags, counted_places_locked(state), index, state->slot_count);
                 const char* rule = decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
                 over_cap = decision.verdict == core::Verdict::kReject;
                 strlcpy(rule_name, rule[0] != '\0' ? rule : core::kDefaultRuleName, sizeof rule_name);
@@ -95,10 +98,7 @@ void settle(XactEvent event, void*) {
             timeouts = RuleTimeouts{now->statement_timeout_ms, now->lock_timeout_ms};
         }
     }
-    if (kept->in_use) {
-        core::release_slot(kept, &state->slot_tags[kept_index]);
-        --state->kept_count;
-    }
+    release_kept_places_locked(state, index, MyProcPid);
     LWLockRelease(state->lock);
     // The rule's defaults, where they are its to set (the same rule's again changes nothing).
     if (settled) follow_rule_timeouts(timeouts);
@@ -113,6 +113,44 @@ void settle(XactEvent event, void*) {
 
 void install_rename_keeping() {
     application_name_record = CONNGUARD_FIND_GUC("application_name");
+}
+
+int restorable_application_names(std::string_view* out, int max) {
+    int count = 0;
+    const auto add = [&](const char* value) {
+        if (value == nullptr || count >= max) return;
+        for (int i = 0; i < count; ++i) {
+            if (out[i] == value) return;
+        }
+        out[count++] = value;
+    };
+    if (application_name_record == nullptr) return 0;
+    for (const GucStack* entry = application_name_record->stack; entry != nullptr; entry = entry->prev) {
+        add(entry->prior.val.stringval);
+        if (entry->state == GUC_SET_LOCAL) add(entry->masked.val.stringval);
+    }
+    return count;
+}
+
+void kept_places_of(SharedState* state, int index, core::SessionSlot* out[core::kKeptPlaces]) {
+    for (int k = 0; k < core::kKeptPlaces; ++k) out[k] = &state->slots[kept_place_index(state, index, k)];
+}
+
+void release_kept_places_locked(SharedState* state, int index, int pid) {
+    for (int k = 0; k < core::kKeptPlaces; ++k) {
+        const int at = kept_place_index(state, index, k);
+        if (!state->slots[at].in_use || state->slots[at].pid != pid) continue;
+        core::release_slot(&state->slots[at], &state->slot_tags[at]);
+        --state->kept_count;
+    }
+}
+
+void shadow_kept_places_locked(SharedState* state, int index) {
+    for (int k = 0; k < core::kKeptPlaces; ++k) {
+        const int at = kept_place_index(state, index, k);
+        core::shadow_kept_place(state->slots[index], &state->slots[at], &state->slot_tags[at], state->rules,
+                                state->rule_count);
+    }
 }
 
 Memberships* rename_memberships() { return &last_memberships(); }

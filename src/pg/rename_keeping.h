@@ -12,11 +12,30 @@
 #pragma once
 
 #include "pg/group_membership.h"
+#include "pg/shared_state.h"
+
+#include <string_view>
 
 namespace connguard::pg {
 
 // Caches what settling needs; call from _PG_init during preload.
 void install_rename_keeping();
+
+// The names PostgreSQL may still restore application_name to in this session's transaction:
+// the values its stack saved (a rollback's, a savepoint's, a function exit's, a SET LOCAL's).
+// Up to `max` distinct ones into `out` (pointers into PostgreSQL's own values, valid until the
+// next change); returns how many.
+int restorable_application_names(std::string_view* out, int max);
+
+// The places backend `index` keeps (core::kKeptPlaces of them, in use or not).
+void kept_places_of(SharedState* state, int index, core::SessionSlot* out[core::kKeptPlaces]);
+
+// Gives back every place backend `index` (process `pid`) keeps. Caller holds the lock exclusively.
+void release_kept_places_locked(SharedState* state, int index, int pid);
+
+// After the session's own place moved: its kept places in the same group count nowhere, the
+// others count again. Caller holds the lock exclusively.
+void shadow_kept_places_locked(SharedState* state, int index);
 
 // The session's own place moved, or its name changed without a check, inside the current
 // transaction: settle when it ends.

@@ -29,10 +29,12 @@ void on_application_name_assigned(const char* newval, void* extra) {
     if (index < 0 || index >= state->slot_count) return;
     LWLockAcquire(state->lock, LW_SHARED);
     const core::SessionSlot& own = state->slots[index];
-    const core::SessionSlot& kept = state->slots[state->slot_count + index];
-    const bool renamed = own.in_use && own.pid == MyProcPid && !own.pooled &&
-                         strncmp(own.application, newval, core::kMaxNameBytes) != 0 &&
-                         !(kept.in_use && strncmp(kept.application, newval, core::kMaxNameBytes) == 0);
+    bool renamed = own.in_use && own.pid == MyProcPid && !own.pooled &&
+                   strncmp(own.application, newval, core::kMaxNameBytes) != 0;
+    for (int k = 0; k < core::kKeptPlaces && renamed; ++k) {
+        const core::SessionSlot& kept = state->slots[kept_place_index(state, index, k)];
+        renamed = !(kept.in_use && strncmp(kept.application, newval, core::kMaxNameBytes) == 0);
+    }
     Latch* latch = state->worker_latch;
     LWLockRelease(state->lock);
     if (!renamed) return;

@@ -9,6 +9,8 @@
 // It also re-classifies every session when the rules change.
 #include "pg/session_watch.h"
 
+#include "pg/rename_keeping.h"
+
 #include <algorithm>
 
 #include "pg/activity.h"
@@ -104,35 +106,35 @@ void reclassify_sessions(SharedState* state) {
             core::SessionKey session = core::key_of(*shared, application);
             session.is_member_of = is_member_of_group;
             session.context = &memberships;
-            const int kept_index = state->slot_count + index;
             const core::AdmissionDecision decision = core::decide_admission(
                 state->rules, state->rule_sieves, state->rule_count, policy, session, seen.exempt_login, state->slots,
-                state->slot_tags, counted_places_locked(state), index, kept_index);
+                state->slot_tags, counted_places_locked(state), index, state->slot_count);
             const char* rule_name =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             leave_move_news_locked(state, *shared, application);
             core::regroup_slot(shared, &state->slot_tags[index], application, rule_name, decision.counted);
             note_placement_changed_locked(state);
             shared->pooled = decision.pooled;
-            // The place it keeps for a name a rollback would restore follows the rules too.
-            core::SessionSlot* kept = &state->slots[kept_index];
-            if (kept->in_use && kept->pid == seen.pid) {
-                const core::SessionKey kept_key = [&] {
-                    core::SessionKey key = core::key_of(*kept, kept->application);
-                    key.is_member_of = is_member_of_group;
-                    key.context = &memberships;
-                    return key;
-                }();
+            // The places it keeps for names a rollback would restore follow the rules too.
+            core::SessionSlot* kept[core::kKeptPlaces];
+            kept_places_of(state, index, kept);
+            for (int k = 0; k < core::kKeptPlaces; ++k) {
+                if (!kept[k]->in_use || kept[k]->pid != seen.pid) continue;
+                core::SessionKey kept_key = core::key_of(*kept[k], kept[k]->application);
+                kept_key.is_member_of = is_member_of_group;
+                kept_key.context = &memberships;
                 const core::AdmissionDecision kept_decision = core::decide_admission(
                     state->rules, state->rule_sieves, state->rule_count, policy, kept_key, seen.exempt_login,
-                    state->slots, state->slot_tags, counted_places_locked(state), index, kept_index);
-                core::regroup_slot(kept, &state->slot_tags[kept_index], kept->application,
+                    state->slots, state->slot_tags, counted_places_locked(state), index, state->slot_count);
+                const int at = kept_place_index(state, index, k);
+                core::regroup_slot(kept[k], &state->slot_tags[at], kept[k]->application,
                                    kept_decision.rule_index != core::kNoRule
                                        ? state->rules[kept_decision.rule_index].rule_name
                                        : "",
                                    kept_decision.counted);
                 note_placement_changed_locked(state);
             }
+            shadow_kept_places_locked(state, index);
         }
         LWLockRelease(state->lock);
     }

@@ -18,8 +18,9 @@ SharedState* attached = nullptr;
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
-// Header, then the arrays, each MAXALIGNed. Slots and slot tags hold two places per backend:
-// its own, then (from MaxBackends on) the place it keeps while a rename is not yet kept. Sizes come from restart-only settings and
+// Header, then the arrays, each MAXALIGNed. Slots and slot tags hold 1 + core::kKeptPlaces
+// places per backend: its own, then (from MaxBackends on, a row of MaxBackends each) the
+// places it keeps while a rename is not yet kept. Sizes come from restart-only settings and
 // MaxBackends, so they are fixed for the life of the server. What every login reads (the
 // header, the rule sieves, the slot tags, the counters' first entries) comes first and close
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
@@ -36,13 +37,13 @@ Layout shared_layout() {
     layout.rule_sieves = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::RuleSieve))));
     layout.slot_tags = offset;
-    offset = add_size(offset, MAXALIGN(mul_size(2 * MaxBackends, sizeof(core::SlotTags))));
+    offset = add_size(offset, MAXALIGN(mul_size((1 + core::kKeptPlaces) * MaxBackends, sizeof(core::SlotTags))));
     layout.counters = offset;
     offset = add_size(offset, MAXALIGN(mul_size(2 * setting_max_rules + 1, sizeof(core::RuleCounters))));
     layout.rules = offset;
     offset = add_size(offset, MAXALIGN(mul_size(setting_max_rules, sizeof(core::CompiledRule))));
     layout.slots = offset;
-    offset = add_size(offset, MAXALIGN(mul_size(2 * MaxBackends, sizeof(core::SessionSlot))));
+    offset = add_size(offset, MAXALIGN(mul_size((1 + core::kKeptPlaces) * MaxBackends, sizeof(core::SessionSlot))));
     layout.endings = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(EndingNotice))));
     layout.events = offset;

@@ -119,13 +119,14 @@ struct SharedState {
     std::int32_t group_rule_count;  // rules whose role_name is a "+group"
 
     // One slot per backend, indexed by proc number: who holds a place in which group. Behind
-    // them, slots[slot_count + i] is the place backend i keeps under the name PostgreSQL would
-    // restore (the name before a SET application_name not yet committed); see rename_keeping.h.
-    // kept_count of those are in use: while it is 0, a count reads the first slot_count only.
+    // them, slots[(1 + k) * slot_count + i] (k < core::kKeptPlaces) are the places backend i
+    // keeps under names PostgreSQL may restore (the name before a SET application_name not yet
+    // committed); see rename_keeping.h and kept_place_index. kept_count of those are in use:
+    // while it is 0, a count reads the first slot_count only.
     std::int32_t slot_count;
     std::int32_t kept_count;
-    core::SessionSlot* slots;  // [2 * slot_count]
-    core::SlotTags* slot_tags;  // [2 * slot_count], tags_of(slots[i]): what a login's count reads first
+    core::SessionSlot* slots;  // [(1 + core::kKeptPlaces) * slot_count]
+    core::SlotTags* slot_tags;  // [(1 + core::kKeptPlaces) * slot_count], tags_of(slots[i]): what a login's count reads first
     EndingNotice* endings;      // [slot_count], indexed like the slots
 
     std::int32_t counter_capacity;
@@ -188,7 +189,12 @@ inline void note_placement_changed_locked(SharedState* state) {
 // How many slots a count of a group reads: the sessions' own, and the kept places behind
 // them while any is in use. Caller holds the lock.
 inline int counted_places_locked(const SharedState* state) {
-    return state->kept_count > 0 ? 2 * state->slot_count : state->slot_count;
+    return state->kept_count > 0 ? (1 + core::kKeptPlaces) * state->slot_count : state->slot_count;
+}
+
+// Where backend `index` keeps its k-th place for a name PostgreSQL may restore.
+inline int kept_place_index(const SharedState* state, int index, int k) {
+    return (1 + k) * state->slot_count + index;
 }
 
 // Registers the shared memory hooks; call from _PG_init during preload.

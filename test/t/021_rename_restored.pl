@@ -30,7 +30,7 @@ CREATE FUNCTION as_b() RETURNS text LANGUAGE sql SET application_name = 'b' AS '
 CREATE FUNCTION fail_as_b(pause float8) RETURNS text LANGUAGE plpgsql SET application_name = 'b'
     AS $$ BEGIN PERFORM pg_sleep(pause); RAISE EXCEPTION 'failing as %', current_setting('application_name'); END $$;
 GRANT EXECUTE ON FUNCTION as_b(), fail_as_b(float8) TO app;
-INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('a', 'a', 1), ('b', 'b', 1);
+INSERT INTO connguard.rules (rule_name, application_name, max_connections) VALUES ('a', 'a', 1), ('b', 'b', 1), ('c', 'c', 1);
 SELECT connguard.reload_rules();
 });
 
@@ -102,6 +102,54 @@ restored_case('an error, then ROLLBACK', "BEGIN; SET application_name = 'b'", 'S
     is(simple_query($session, 'COMMIT'), undef, 'COMMIT');
     ok(try_login('b')->{admitted}, 'then b is free');
     close $session->{socket};
+    $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE usename = 'app'});
+}
+
+# Renamed twice, the second time inside a savepoint: the name set first can come back too
+# (ROLLBACK TO SAVEPOINT), so the session keeps its place as well as the login's, until the
+# transaction ends; a login taking it at that moment is refused, and nobody is counted over a
+# cap when the savepoint's rollback restores it.
+for my $second ('c', 'a') {
+    my $label = "SET b; SAVEPOINT; SET $second";
+    my $session = admitted_login($node, application_name => 'a');
+    is(simple_query($session, "BEGIN; SET application_name = 'b'; SAVEPOINT s; SET application_name = '$second'"),
+       undef, "$label: accepted");
+    my $taker = try_login('b');
+    is($taker->{sqlstate}, '53300', "$label: a login as b meanwhile is refused (the first rename's place is kept)");
+    is(simple_query($session, 'ROLLBACK TO SAVEPOINT s; COMMIT'), undef, "$label: ROLLBACK TO SAVEPOINT, COMMIT");
+    sleep 0.3;
+    close $taker->{socket} if $taker->{admitted};    # held through the COMMIT, were it admitted
+    is(query_value($session, 'SHOW application_name'), 'b', "$label: the session is named b");
+    is(in_place('a') . '/' . in_place('b') . '/' . in_place('c'), '0/1/0', "$label: its one place is b's");
+    ok(!$node->log_contains(qr/keeps application_name "b" that PostgreSQL restored/),
+       "$label: nobody counted over b's cap");
+    my $into_a = try_login('a');
+    ok($into_a->{admitted}, "$label: a's place was given back");
+    is(try_login('b')->{sqlstate}, '53300', "$label: b is full");
+    close $_->{socket} for $session, grep { $_->{admitted} } $into_a;
+    $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE usename = 'app'});
+}
+
+# A third name while two are kept (one more savepoint level) is refused with a clear error, and
+# the transaction goes on; several renames at one level need no more room.
+{
+    my $session = admitted_login($node, application_name => 'a');
+    like(simple_query($session, "BEGIN; SET application_name = 'b'; SAVEPOINT s; SET application_name = 'c'; "
+                                . "SAVEPOINT t; SET application_name = 'd'"),
+         qr/^54000: pg_connguard cannot change application_name again in this transaction/,
+         'a rename at a third level is refused (54000)');
+    is(simple_query($session, 'ROLLBACK TO SAVEPOINT t'), undef, 'the transaction goes on');
+    is(query_value($session, 'SHOW application_name'), 'c', 'still named c');
+    is(simple_query($session, 'ROLLBACK'), undef, 'ROLLBACK');
+    is(query_value($session, 'SHOW application_name'), 'a', 'named a again');
+    is(in_place('a') . '/' . in_place('b') . '/' . in_place('c'), '1/0/0', 'and in its place in a only');
+    is(simple_query($session, "BEGIN; SET application_name = 'b'; SET application_name = 'c'; "
+                              . "SET application_name = 'b'; SET application_name = 'c'; COMMIT"),
+       undef, 'four renames at one level are accepted');
+    is(in_place('a') . '/' . in_place('b') . '/' . in_place('c'), '0/0/1', 'and the place ends in c');
+    my @free = (try_login('a'), try_login('b'));
+    ok($free[0]{admitted} && $free[1]{admitted}, 'a and b are free');
+    close $_->{socket} for $session, grep { $_->{admitted} } @free;
     $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE usename = 'app'});
 }
 

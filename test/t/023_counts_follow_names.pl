@@ -46,7 +46,10 @@ my $next_check = $started + 1;
 while (time() - $started < 12) {
     my $session = $sessions[ int(rand(@sessions)) ];
     my $to = $names[ int(rand(@names)) ];
-    my @forms = ("BEGIN; SET application_name = '$to'; COMMIT", "BEGIN; SET application_name = '$to'; ROLLBACK",
+    my $then = $names[ int(rand(@names)) ];
+    my @forms = ("BEGIN; SET application_name = '$to'; SAVEPOINT s; SET application_name = '$then'; "
+                 . "ROLLBACK TO SAVEPOINT s; COMMIT",
+                 "BEGIN; SET application_name = '$to'; SAVEPOINT s; SET application_name = '$then'; RELEASE s; COMMIT","BEGIN; SET application_name = '$to'; COMMIT", "BEGIN; SET application_name = '$to'; ROLLBACK",
                  "BEGIN; SAVEPOINT s; SET application_name = '$to'; ROLLBACK TO SAVEPOINT s; COMMIT",
                  "BEGIN; SAVEPOINT s; SET application_name = '$to'; RELEASE s; COMMIT",
                  "SET application_name = '$to'", 'RESET application_name',

@@ -535,16 +535,74 @@ TEST(KeptPlace, SettlingFollowsTheNamePostgresqlKeeps) {
     s.rules = {make_rule("a", "a", 1), make_rule("b", "b", 1)};
     s.login(session("a"));
     SessionSlot own = s.slots[0];
-    SessionSlot kept{};
+    SessionSlot kept[kKeptPlaces]{};
+    const SessionSlot* places[kKeptPlaces] = {&kept[0], &kept[1]};
+    EXPECT_EQ(settle_places(own, places, kKeptPlaces, "a").how, Settle::kOwn) << "no rename at all";
     SlotTags kept_tags{};
-    EXPECT_EQ(settle_places(own, kept, "a"), Settle::kOwn) << "no rename at all";
-    keep_place(own, &kept, &kept_tags);
+    keep_place(own, &kept[1], &kept_tags);
     SlotTags own_tags{};
     regroup_slot(&own, &own_tags, "b", "b", true);
-    EXPECT_EQ(settle_places(own, kept, "b"), Settle::kOwn) << "committed: the new name stays";
-    EXPECT_EQ(settle_places(own, kept, "a"), Settle::kKept) << "rolled back: the old name's place is still there";
-    EXPECT_EQ(settle_places(own, kept, "c"), Settle::kDecide) << "RESET or DISCARD to a name neither place is under";
-    EXPECT_EQ(settle_places(own, kept, std::string(200, 'x').c_str()), Settle::kDecide);
+    EXPECT_EQ(settle_places(own, places, kKeptPlaces, "b").how, Settle::kOwn) << "committed: the new name stays";
+    const SettleChoice back = settle_places(own, places, kKeptPlaces, "a");
+    EXPECT_EQ(back.how, Settle::kKept) << "rolled back: the old name's place is still there";
+    EXPECT_EQ(back.kept, 1);
+    EXPECT_EQ(settle_places(own, places, kKeptPlaces, "c").how, Settle::kDecide)
+        << "RESET or DISCARD to a name no place is under";
+    EXPECT_EQ(settle_places(own, places, kKeptPlaces, std::string(200, 'x').c_str()).how, Settle::kDecide);
+}
+
+// Which places a SET keeps: the name the session has now (this SET may save it), and those
+// PostgreSQL saved earlier in the transaction; places for names nothing restores go.
+TEST(KeptPlace, PlanKeepsTheCurrentNameAndEveryRestorableOne) {
+    SessionSlot kept[kKeptPlaces]{};
+    const SessionSlot* places[kKeptPlaces] = {&kept[0], &kept[1]};
+    const auto hold = [&](int k, const char* name) {
+        kept[k].in_use = true;
+        std::snprintf(kept[k].application, sizeof kept[k].application, "%s", name);
+    };
+    // BEGIN; SET b: nothing saved yet, a is kept.
+    KeepPlan plan = plan_kept_places("a", places, kKeptPlaces, nullptr, 0);
+    EXPECT_TRUE(plan.fits);
+    EXPECT_EQ(plan.keep_into, 0);
+    EXPECT_EQ(plan.release, 0U);
+    hold(0, "a");
+    // ...; SET c at the same level: the stack saved a only; b is kept (this SET may save it).
+    const std::string_view saved_a[] = {"a"};
+    plan = plan_kept_places("b", places, kKeptPlaces, saved_a, 1);
+    EXPECT_EQ(plan.keep_into, 1);
+    EXPECT_EQ(plan.release, 0U);
+    hold(1, "b");
+    // ...; SET d, still at the same level: b can no longer come back, its place goes and c's
+    // is kept in it.
+    plan = plan_kept_places("c", places, kKeptPlaces, saved_a, 1);
+    EXPECT_TRUE(plan.fits);
+    EXPECT_EQ(plan.release, 1U << 1);
+    EXPECT_EQ(plan.keep_into, 1);
+    // BEGIN; SET b; SAVEPOINT s; SET c; SAVEPOINT t; SET d: a and b saved, c current: no room.
+    const std::string_view saved_a_b[] = {"a", "b"};
+    plan = plan_kept_places("c", places, kKeptPlaces, saved_a_b, 2);
+    EXPECT_FALSE(plan.fits);
+    EXPECT_EQ(plan.release, 0U);
+    // The current name already kept (SET b; SAVEPOINT s; SET a; SET c): nothing more to keep.
+    plan = plan_kept_places("b", places, kKeptPlaces, saved_a_b, 2);
+    EXPECT_TRUE(plan.fits);
+    EXPECT_EQ(plan.keep_into, kNoKeep);
+}
+
+TEST(KeptPlace, AShadowedPlaceCountsNowhereUntilItsSessionMovesOn) {
+    Server s;
+    s.rules = {make_rule("ab", "?", 1), make_rule("cc", "cc", 1)};
+    ASSERT_EQ(s.login(session("a")).verdict, Verdict::kAdmit);
+    const std::size_t own = 0, kept = 32;
+    keep_place(s.slots[own], &s.slots[kept], &s.tags[kept]);
+    regroup_slot(&s.slots[own], &s.tags[own], "b", "ab", true);  // SET b: the same group as a
+    shadow_kept_place(s.slots[own], &s.slots[kept], &s.tags[kept], s.rules.data(), s.rules.size());
+    EXPECT_TRUE(s.slots[kept].shadowed);
+    EXPECT_EQ(s.decide(session("a")).in_use, 1) << "the session counts once in its group, not twice";
+    regroup_slot(&s.slots[own], &s.tags[own], "cc", "cc", true);  // SET cc: elsewhere
+    shadow_kept_place(s.slots[own], &s.slots[kept], &s.tags[kept], s.rules.data(), s.rules.size());
+    EXPECT_FALSE(s.slots[kept].shadowed);
+    EXPECT_EQ(s.decide(session("b")).verdict, Verdict::kReject) << "the kept place holds the group again";
 }
 
 // One group key and one cap everywhere: over random rules (every cap_per, every mode) and

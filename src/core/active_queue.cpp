@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 
 namespace connguard::core {
 namespace {
@@ -16,10 +17,9 @@ std::uint32_t fnv1a(const void* data, std::size_t size) noexcept {
     return hash;
 }
 
-void copy_name(char* out, std::size_t size, const char* value) noexcept {
-    if (value == nullptr) return;
-    const std::size_t length = std::min(std::strlen(value), size - 1);
-    std::memcpy(out, value, length);
+void copy_name(char* out, std::size_t size, std::string_view value) noexcept {
+    const std::size_t length = std::min(value.size(), size - 1);
+    std::memcpy(out, value.data(), length);
 }
 
 bool empty(const ActiveGroup& group) noexcept { return group.running == 0 && group.waiting == 0; }
@@ -69,23 +69,15 @@ std::int32_t promote_head(const ActiveTable& table, std::int32_t group_index) no
 
 }  // namespace
 
-ActiveKey active_key(const char* rule_name, CapPer per, const char* database, const char* role,
-                     const char* application, const IpAddress* client_addr) noexcept {
+ActiveKey active_key(const GroupKey& group) noexcept {
     ActiveKey key;
     std::memset(static_cast<void*>(&key), 0, sizeof key);  // padding included: keys compare as bytes
-    copy_name(key.rule, sizeof key.rule, rule_name);
-    key.per = per;
-    switch (per) {
-        case CapPer::kRule: break;
-        case CapPer::kDatabase: copy_name(key.name, sizeof key.name, database); break;
-        case CapPer::kRole: copy_name(key.name, sizeof key.name, role); break;
-        case CapPer::kApplication: copy_name(key.name, sizeof key.name, application); break;
-        case CapPer::kClientAddr:
-            key.by_address = true;
-            key.has_address = client_addr != nullptr;
-            if (client_addr != nullptr) key.address = *client_addr;
-            break;
-    }
+    copy_name(key.rule, sizeof key.rule, group.rule);
+    key.per = group.per;
+    copy_name(key.name, sizeof key.name, group.name);
+    key.by_address = group.by_address;
+    key.has_address = group.by_address && group.address != nullptr;
+    if (key.has_address) key.address = *group.address;
     key.hash = fnv1a(&key, offsetof(ActiveKey, hash));
     return key;
 }

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "address.h"
+#include "admission.h"
 #include "login_application.h"
 #include "rule.h"
 
@@ -31,10 +32,8 @@ struct ActiveKey {
 };
 static_assert(std::is_trivially_copyable_v<ActiveKey>);
 
-// The key of a session's group: its rule ("" for the defaults), what the rule counts per,
-// and the session's database, role, application name or client address (nullptr: a socket).
-ActiveKey active_key(const char* rule_name, CapPer per, const char* database, const char* role,
-                     const char* application, const IpAddress* client_addr) noexcept;
+// A cap group's key (core::group_key, the one definition of a group) as fixed bytes.
+ActiveKey active_key(const GroupKey& group) noexcept;
 
 bool same_active_key(const ActiveKey& a, const ActiveKey& b) noexcept;
 

@@ -55,8 +55,8 @@ void look_up(SharedState* state, int index) {
             fresh.enforce = rule->mode == core::Mode::kEnforce;
             fresh.limit = rule->max_active;
             fresh.wait_us = rule->active_wait_us;
-            fresh.key = core::active_key(slot.rule_name, rule->cap_per, slot.database, slot.role, slot.application,
-                                         slot.has_client_addr ? &slot.client_addr : nullptr);
+            fresh.key = core::active_key(
+                core::group_key(slot.rule_name, rule->cap_per, core::key_of(slot, slot.application)));
             strlcpy(fresh.rule_name, slot.rule_name, sizeof fresh.rule_name);
         }
     }

@@ -31,7 +31,18 @@ struct Table {
     ActiveTable table{};
 };
 
-ActiveKey app(const char* name) { return active_key("r", CapPer::kApplication, "db", "role", name, nullptr); }
+// The key of a session's group, as the shell makes it: from core::group_key.
+ActiveKey key_for(const char* rule, CapPer per, const char* database, const char* role, const char* application,
+                  const IpAddress* address) {
+    SessionKey session;
+    session.database = database;
+    session.role = role;
+    session.application = application;
+    session.client_addr = address;
+    return active_key(group_key(rule, per, session));
+}
+
+ActiveKey app(const char* name) { return key_for("r", CapPer::kApplication, "db", "role", name, nullptr); }
 
 std::vector<std::int32_t> give(const ActiveTable& t, std::int32_t self) {
     std::int32_t woken[8];
@@ -115,16 +126,16 @@ TEST(ActiveQueue, GroupsAreKeptApartByTheirWholeKey) {
     EXPECT_EQ(take_place(t.table, 1, app("jobs"), 1, true, 0), Take::kRun);
     IpAddress v4{AddressFamily::kIPv4, {10, 0, 0, 1}};
     IpAddress v6{AddressFamily::kIPv6, {10, 0, 0, 1}};
-    const ActiveKey a = active_key("r", CapPer::kClientAddr, "db", "role", "x", &v4);
-    const ActiveKey b = active_key("r", CapPer::kClientAddr, "db", "role", "x", &v6);
-    const ActiveKey socket = active_key("r", CapPer::kClientAddr, "db", "role", "x", nullptr);
+    const ActiveKey a = key_for("r", CapPer::kClientAddr, "db", "role", "x", &v4);
+    const ActiveKey b = key_for("r", CapPer::kClientAddr, "db", "role", "x", &v6);
+    const ActiveKey socket = key_for("r", CapPer::kClientAddr, "db", "role", "x", nullptr);
     EXPECT_FALSE(same_active_key(a, b));
     EXPECT_EQ(take_place(t.table, 2, a, 1, true, 0), Take::kRun);
     EXPECT_EQ(take_place(t.table, 3, b, 1, true, 0), Take::kRun);
     EXPECT_EQ(take_place(t.table, 4, socket, 1, true, 0), Take::kRun);
     // Per rule: every session of the rule is one group whatever its application.
-    const ActiveKey r1 = active_key("all", CapPer::kRule, "db", "role", "web", nullptr);
-    const ActiveKey r2 = active_key("all", CapPer::kRule, "db2", "role2", "jobs", &v4);
+    const ActiveKey r1 = key_for("all", CapPer::kRule, "db", "role", "web", nullptr);
+    const ActiveKey r2 = key_for("all", CapPer::kRule, "db2", "role2", "jobs", &v4);
     EXPECT_TRUE(same_active_key(r1, r2));
     EXPECT_EQ(take_place(t.table, 5, r1, 1, true, 0), Take::kRun);
     EXPECT_EQ(take_place(t.table, 6, r2, 1, true, 0), Take::kQueued);
@@ -237,4 +248,42 @@ TEST(ActiveQueue, ValidationAndTheRuleFile) {
         EXPECT_EQ(r.max_active, web ? 3 : -1);
         EXPECT_EQ(r.active_wait_us, web ? 0 : kUnset);
     }
+}
+
+// max_active's queues group sessions exactly as caps do: two sessions share a queue when, and
+// only when, core::group_key says they share a group (every cap_per, both address families,
+// Unix sockets, names longer than a slot holds).
+TEST(ActiveQueue, KeysAgreeWithTheOneDefinitionOfAGroup) {
+    std::mt19937 random(27);
+    const CapPer pers[] = {CapPer::kRule, CapPer::kDatabase, CapPer::kRole, CapPer::kApplication,
+                           CapPer::kClientAddr};
+    const std::string long_name(100, 'n');
+    const std::string longer_name = long_name + "x";  // the same name as a slot holds it
+    const char* names[] = {"a", "b", long_name.c_str(), longer_name.c_str()};
+    const char* rules[] = {"r", "s"};
+    IpAddress addresses[] = {{AddressFamily::kIPv4, {10, 0, 0, 1}}, {AddressFamily::kIPv6, {10, 0, 0, 1}},
+                             {AddressFamily::kIPv4, {10, 0, 0, 2}}};
+    const auto pick = [&](int n) { return static_cast<int>(random() % n); };
+    int same = 0;
+    for (int round = 0; round < 5000; ++round) {
+        SessionKey one, two;
+        std::string names_one[3], names_two[3];
+        for (int i = 0; i < 3; ++i) {
+            names_one[i] = names[pick(4)];
+            names_two[i] = names[pick(4)];
+        }
+        one.database = names_one[0], one.role = names_one[1], one.application = names_one[2];
+        two.database = names_two[0], two.role = names_two[1], two.application = names_two[2];
+        const int a = pick(4), b = pick(4);
+        one.client_addr = a < 3 ? &addresses[a] : nullptr;
+        two.client_addr = b < 3 ? &addresses[b] : nullptr;
+        const CapPer per = pers[pick(5)];
+        const char* rule_one = rules[pick(2)];
+        const char* rule_two = rules[pick(2)];
+        const GroupKey g1 = group_key(rule_one, per, one);
+        const GroupKey g2 = group_key(rule_two, per, two);
+        EXPECT_EQ(same_active_key(active_key(g1), active_key(g2)), g1 == g2) << "round " << round;
+        same += g1 == g2;
+    }
+    EXPECT_GT(same, 100) << "the draw makes equal groups often enough to test them";
 }

@@ -175,7 +175,7 @@ void admit_or_refuse(Port* port) {
                                           state->slots, state->slot_tags, counted_places_locked(state));
         // Within its cap, a login may still take a place another rule reserves (min_connections).
         reservation = core::ReservationCheck{};
-        if (decision.verdict == core::Verdict::kAdmit) {
+        if (decision.verdict == core::Verdict::kAdmit && state->reserving_rule_count > 0) {
             reservation = core::check_reservations(state->rules, state->rule_count, state->slots, state->slot_count,
                                                    usable_slots(), decision.rule_index, decision.counted, policy);
             decision.verdict = reservation.verdict;

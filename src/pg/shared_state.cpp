@@ -68,10 +68,15 @@ Layout shared_layout() {
 // exclusively, or is the postmaster initialising the block.
 void install_rules_locked(SharedState* state, int count, TimestampTz now) {
     int groups = 0;
-    for (int i = 0; i < count; ++i) groups += state->rules[i].group_name().empty() ? 0 : 1;
+    int reserving = 0;
+    for (int i = 0; i < count; ++i) {
+        groups += state->rules[i].group_name().empty() ? 0 : 1;
+        reserving += state->rules[i].min_connections > 0 ? 1 : 0;
+    }
     core::sieve_rules(state->rules, count, state->rule_sieves);
     state->rule_count = count;
     state->group_rule_count = groups;
+    state->reserving_rule_count = reserving;
     state->rule_set_version += 1;
     note_placement_changed_locked(state);
     state->rules_loaded_at = now;

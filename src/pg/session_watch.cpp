@@ -142,10 +142,10 @@ void reclassify_sessions(SharedState* state) {
     free_memberships(&memberships);
 }
 
-void watch_renamed_sessions(SharedState* state) {
+bool watch_renamed_sessions(SharedState* state) {
     // Also with no cap configured, or connguard.enabled off: the places follow the names
     // (admission then admits every name), so that counts are right whenever caps apply again.
-    if (pg_atomic_exchange_u32(&state->rename_pending, 0) == 0) return;
+    (void)pg_atomic_exchange_u32(&state->rename_pending, 0);
 
     const SessionPicture* picture = worker_picture(state);
     static Rename* renames = nullptr;
@@ -173,10 +173,10 @@ void watch_renamed_sessions(SharedState* state) {
         strlcpy(rename.application, now_named, sizeof rename.application);
     }
     pgstat_clear_backend_activity_snapshot();
-    if (look_again) pg_atomic_write_u32(&state->rename_pending, 1);
     for (int r = 0; r < rename_count; ++r) {
         handle_rename(state, renames[r].place, picture->slots[renames[r].place], renames[r].application);
     }
+    return look_again;
 }
 
 }  // namespace connguard::pg

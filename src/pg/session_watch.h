@@ -7,8 +7,9 @@ namespace connguard::pg {
 
 // When a session has flagged a rename (see rename_notice.h): puts each session whose
 // application_name changed since login into the group of its new name, and ends one whose
-// new group is full (reason "cap"). Does nothing while no cap is configured.
-void watch_renamed_sessions(SharedState* state);
+// new group is full (reason "cap"). Returns true when a renamed session was inside a
+// transaction (its name may still be rolled back): it is to be looked at again later.
+bool watch_renamed_sessions(SharedState* state);
 
 // After a new rule set is loaded: puts every admitted session under the rule that now
 // matches it (for its limits and counts). Nobody is refused for this; a group that is

@@ -34,6 +34,9 @@ namespace {
 constexpr int kRestartSeconds = 1;
 constexpr long kIdleWakeMs = 60000;  // safety net only: requests and renames arrive by latch
 constexpr long kRenamePassGapMs = 10;  // at most 100 looks for renames a second, however fast sessions rename
+// A renamed session inside a transaction is looked at again after 10 ms, then 20, 40 ... up
+// to 1 s while it stays there: a long transaction costs the worker a look a second, not 100.
+constexpr long kLookAgainMaxMs = 1000;
 
 // On a hot standby, the standby follower tells the worker of rule changes replayed from
 // the primary. It is restarted when it stops (a missing database, a recovery conflict),
@@ -150,6 +153,8 @@ extern "C" void connguard_worker_main(Datum) {
     std::uint64_t served = 0;
     int loader_start_failures = 0;  // in a row, for the retry's back-off (0.1 s to 1 s)
     TimestampTz last_rename_pass = 0;
+    TimestampTz look_again_at = DT_NOEND;
+    long look_again_gap_ms = kRenamePassGapMs;
     StandbyFollower follower;
     request_rule_reload(state);  // load the rules as soon as the worker starts
 
@@ -198,13 +203,19 @@ extern "C" void connguard_worker_main(Datum) {
             classified_version = version;
         }
 
-        if (pg_atomic_read_u32(&state->rename_pending) != 0) {
+        const bool fresh_rename = pg_atomic_read_u32(&state->rename_pending) != 0;
+        if (fresh_rename || look_again_at != DT_NOEND) {
             const TimestampTz now = GetCurrentTimestamp();
-            if (now >= TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs)) {
-                watch_renamed_sessions(state);
+            const TimestampTz gap_over = TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs);
+            const TimestampTz due = fresh_rename ? gap_over : Max(gap_over, look_again_at);
+            if (now >= due) {
+                const bool again = watch_renamed_sessions(state);
                 last_rename_pass = now;
+                look_again_gap_ms = fresh_rename ? kRenamePassGapMs : Min(look_again_gap_ms * 2, kLookAgainMaxMs);
+                look_again_at = again ? TimestampTzPlusMilliseconds(now, look_again_gap_ms) : DT_NOEND;
+                if (look_again_at != DT_NOEND) wake_at = Min(wake_at, look_again_at);
             } else {
-                wake_at = Min(wake_at, TimestampTzPlusMilliseconds(last_rename_pass, kRenamePassGapMs));
+                wake_at = Min(wake_at, due);
             }
         }
         read_group_news(state);

@@ -70,7 +70,10 @@ GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
 -- it (action 'cancel'; a would-cancel of monitor mode or dry run counts in would_terminate), and
 -- max_active's statements queued, those that gave up (past active_wait, or a place-holder
 -- waiting for their lock), the time queued and its histogram (statements that waited up to
--- 1 ms, 10 ms, 100 ms, 1 s, 10 s, and longer), and would-waits of monitor mode or dry run.
+-- 1 ms, 10 ms, 100 ms, 1 s, 10 s, and longer), and would-waits of monitor mode or dry run;
+-- and the login queue: logins that waited for a place (connguard.login_wait), those admitted
+-- after waiting, those refused when their wait was over, and those refused at once because
+-- connguard.login_queue_size logins of their group already waited.
 DROP VIEW connguard.rule_stats;
 DROP FUNCTION connguard._rule_stats();
 CREATE FUNCTION connguard._rule_stats(
@@ -79,7 +82,9 @@ CREATE FUNCTION connguard._rule_stats(
     OUT terminated_idle_in_transaction bigint, OUT terminated_idle_blocker bigint, OUT terminated_age bigint,
     OUT terminated_transaction_time bigint, OUT cancelled_transaction_time bigint,
     OUT active_waits bigint, OUT active_wait_timeouts bigint, OUT active_wait_deadlocks bigint,
-    OUT active_wait_time interval, OUT active_wait_histogram bigint[], OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
+    OUT active_wait_time interval, OUT active_wait_histogram bigint[],
+    OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_refused bigint, OUT login_queue_full bigint,
+    OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.rule_stats AS SELECT * FROM connguard._rule_stats();

@@ -43,6 +43,13 @@ struct RuleCounters {
     std::uint64_t active_wait_us;
     std::uint64_t active_wait_buckets[kActiveWaitBuckets];  // by active_wait_bucket
     std::uint64_t would_wait;
+    // The login queue: logins that waited for a place (connguard.login_wait), those admitted
+    // after waiting, those refused when their wait was over, and those refused at once because
+    // connguard.login_queue_size logins of their group already waited.
+    std::uint64_t login_waits;
+    std::uint64_t login_wait_admitted;
+    std::uint64_t login_wait_refused;
+    std::uint64_t login_queue_full;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };
 static_assert(std::is_trivially_copyable_v<RuleCounters>);

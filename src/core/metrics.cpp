@@ -169,6 +169,18 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_active_wait_seconds_sum", r.active_wait_seconds, {{"rule", r.rule_name}});
         w.sample("connguard_rule_active_wait_seconds_count", static_cast<double>(r.active_waits), {{"rule", r.rule_name}});
     }
+    w.family("connguard_rule_login_queue_total", "counter",
+             "Logins that found their group full and waited for a place (outcome admitted or refused), or were refused at "
+             "once because connguard.login_queue_size logins already waited (outcome queue_full).");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        const RuleMetrics& r = rules[i];
+        w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_wait_admitted),
+                 {{"rule", r.rule_name}, {"outcome", "admitted"}});
+        w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_wait_refused),
+                 {{"rule", r.rule_name}, {"outcome", "refused"}});
+        w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_queue_full),
+                 {{"rule", r.rule_name}, {"outcome", "queue_full"}});
+    }
     w.family("connguard_rule_would_wait_total", "counter",
              "Statements that ran over max_active in monitor mode or dry run (they would have queued).");
     for (std::size_t i = 0; i < rule_count; ++i) {

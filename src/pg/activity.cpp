@@ -93,6 +93,16 @@ void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd 
     LWLockRelease(state->lock);
 }
 
+void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQueueEnd end) {
+    core::RuleCounters* c = counters_of_locked(state, rule_name);
+    if (c == nullptr) return;
+    switch (end) {
+        case LoginQueueEnd::kAdmitted: ++c->login_waits; ++c->login_wait_admitted; break;
+        case LoginQueueEnd::kRefused: ++c->login_waits; ++c->login_wait_refused; break;
+        case LoginQueueEnd::kQueueFull: ++c->login_queue_full; break;
+    }
+}
+
 void count_would_wait(SharedState* state, const char* rule_name) {
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     if (core::RuleCounters* c = counters_of_locked(state, rule_name)) ++c->would_wait;

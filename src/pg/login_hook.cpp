@@ -13,6 +13,7 @@
 #include "pg/rename_check.h"
 
 #include <ctime>
+#include <string>
 
 #include "core/reservations.h"
 
@@ -22,6 +23,7 @@
 #include "pg/cpp_boundary.h"
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
+#include "pg/login_queue.h"
 #include "pg/rename_keeping.h"
 #include "pg/rule_timeouts.h"
 #include "pg/settings.h"
@@ -99,14 +101,23 @@ double cpu_seconds() {
 // A full group may have a session ending right now: a client that closed its connection and
 // opened a new one at once (Django with CONN_MAX_AGE = 0, a pool replacing a connection) can
 // log in before the old backend has given its place back. A login that would be refused
-// waits for such a place up to connguard.login_wait, looking again after 5 ms, then 10, 20,
-// 40 and every 50 ms: a place freed by an ending session is found within milliseconds, and
-// a storm of logins against a full group wakes a handful of times each, not 200 times.
-void wait_for_a_place(long* step_ms) {
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, *step_ms, PG_WAIT_EXTENSION);
+// waits for such a place up to connguard.login_wait in its group's queue (login_queue.h),
+// in FIFO order, at most connguard.login_queue_size of a group at once, and is woken by the
+// session that gives the place back. A place freed otherwise (a rename, a rule change) is
+// found within a second. One refused for reservations has no group to queue in: it looks
+// again after 5 ms, then 10, 20, 40 and every 50 ms.
+void wait_for_a_place(TimestampTz until, long* reservation_step_ms) {
+    const TimestampTz now = GetCurrentTimestamp();
+    long timeout_ms = until > now ? static_cast<long>((until - now + 999) / 1000) : 0;
+    if (reservation_step_ms != nullptr) {
+        timeout_ms = Min(timeout_ms, *reservation_step_ms);
+        *reservation_step_ms = Min(*reservation_step_ms * 2, 50L);
+    } else {
+        timeout_ms = Min(timeout_ms, 1000L);
+    }
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
-    *step_ms = Min(*step_ms * 2, 50L);
 }
 
 void release_place(int, Datum) {
@@ -116,7 +127,9 @@ void release_place(int, Datum) {
     Latch* wake = nullptr;
     LWLockAcquire(state->lock, LW_EXCLUSIVE);
     const core::SessionSlot& slot = state->slots[index];
+    Latch* next_login = leave_login_queue_locked(state, index);  // it ended while it waited
     if (slot.in_use && slot.pid == MyProcPid) {
+        next_login = login_queue_head_for_locked(state, slot);  // its place is the first waiter's
         wake = leave_group_news_locked(state, core::GroupNewsKind::kLogout, core::EventReason::kNone,
                                        GetCurrentTimestamp() - MyStartTimestamp, slot.database, slot.role,
                                        slot.application);
@@ -126,6 +139,7 @@ void release_place(int, Datum) {
     release_kept_places_locked(state, index, MyProcPid);  // it ended mid-transaction
     LWLockRelease(state->lock);
     if (wake != nullptr) SetLatch(wake);
+    if (next_login != nullptr) SetLatch(next_login);
 }
 
 void admit_or_refuse(Port* port) {
@@ -158,12 +172,16 @@ void admit_or_refuse(Port* port) {
     core::CompiledRule rule{};
     char rule_name[core::kMaxRuleNameBytes + 1] = "";
     char message[256] = "";
-    char detail[192] = "";
+    char detail[320] = "";
 
     before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
     compute_memberships(state, role, superuser, &memberships);
     const TimestampTz wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), setting_login_wait_ms);
-    long wait_step_ms = 5;
+    long reservation_step_ms = 5;
+    bool queued = false;
+    core::LoginTurn turn = core::LoginTurn::kAdmit;
+    int waiting = 0;
+    Latch* next_login = nullptr;
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         if (state->rule_set_version != memberships.version) {
@@ -180,9 +198,41 @@ void admit_or_refuse(Port* port) {
                                                    usable_slots(), decision.rule_index, decision.counted, policy);
             decision.verdict = reservation.verdict;
         }
-        if (decision.verdict != core::Verdict::kReject || GetCurrentTimestamp() >= wait_until) break;
+        const TimestampTz now = GetCurrentTimestamp();
+        const bool time_left = now < wait_until;
+        const bool for_reservations = reservation.verdict == core::Verdict::kReject;
+        if (!decision.counted || decision.verdict == core::Verdict::kWouldReject) {
+            turn = core::LoginTurn::kAdmit;  // exempt, or over the cap in monitor mode or dry run: never waits
+        } else if (for_reservations) {
+            turn = time_left ? core::LoginTurn::kWait : core::LoginTurn::kRefuse;
+        } else {
+            const core::ActiveKey group = login_group(
+                decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "",
+                decision.cap_per, session);
+            waiting = core::login_queue_length(state->login_waiters, state->slot_count, group);
+            const bool is_head =
+                queued && core::login_queue_head(state->login_waiters, state->slot_count, group) == index;
+            turn = core::login_turn(decision.verdict == core::Verdict::kAdmit, queued, is_head, waiting,
+                                    setting_login_queue_size, time_left);
+            if (turn == core::LoginTurn::kWait && !queued) {
+                join_login_queue_locked(state, index, group, now);
+                queued = true;
+            }
+        }
+        if (turn != core::LoginTurn::kWait) break;
         LWLockRelease(state->lock);
-        wait_for_a_place(&wait_step_ms);
+        wait_for_a_place(wait_until, for_reservations ? &reservation_step_ms : nullptr);
+    }
+    // Admitted from the queue: the next waiter may find room too, and looks.
+    if (queued) next_login = leave_login_queue_locked(state, index);
+    if (turn != core::LoginTurn::kAdmit) decision.verdict = core::Verdict::kReject;  // others wait before it
+    const char* counted_rule = decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name
+                                                                    : core::kDefaultRuleName;
+    if (queued) {
+        count_login_queue_locked(state, counted_rule,
+                                 turn == core::LoginTurn::kAdmit ? LoginQueueEnd::kAdmitted : LoginQueueEnd::kRefused);
+    } else if (turn == core::LoginTurn::kQueueFull) {
+        count_login_queue_locked(state, counted_rule, LoginQueueEnd::kQueueFull);
     }
     clear_ending_notice_locked(state, index);  // one left for an earlier session in this slot
     if (decision.rule_index != core::kNoRule) rule = state->rules[decision.rule_index];
@@ -207,6 +257,7 @@ void admit_or_refuse(Port* port) {
                                                 port->database_name, port->user_name, application);
     LWLockRelease(state->lock);
     if (wake != nullptr) SetLatch(wake);
+    if (next_login != nullptr) SetLatch(next_login);
 
     free_memberships(&memberships);
     if (decision.verdict != core::Verdict::kReject && decision.rule_index != core::kNoRule) {
@@ -227,7 +278,11 @@ void admit_or_refuse(Port* port) {
             copy_text(core::reservation_detail(reservation, reserving_rules), detail, sizeof detail);
         } else {
             copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
-            copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
+            std::string why = core::rejection_detail(decision, matched);
+            if (turn == core::LoginTurn::kQueueFull) {
+                why += "; " + std::to_string(waiting) + " logins already wait for a place (connguard.login_queue_size)";
+            }
+            copy_text(why, detail, sizeof detail);
         }
     });
     record_event(state,

@@ -171,6 +171,9 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.active_wait_deadlocks = row.integer("active_wait_deadlocks");
         r.active_wait_seconds = row.real("active_wait_seconds");
         r.would_wait = row.integer("would_wait");
+        r.login_wait_admitted = row.integer("login_wait_admitted");
+        r.login_wait_refused = row.integer("login_wait_refused");
+        r.login_queue_full = row.integer("login_queue_full");
         row.counts("active_wait_histogram", r.active_wait_buckets, core::kActiveWaitBuckets);
         r.would_reject = row.integer("would_reject");
         r.would_terminate = row.integer("would_terminate");

@@ -90,6 +90,10 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     Datum buckets[core::kActiveWaitBuckets];
     for (std::size_t b = 0; b < core::kActiveWaitBuckets; ++b) buckets[b] = Int64GetDatum(static_cast<int64>(c->active_wait_buckets[b]));
     row->put(PointerGetDatum(construct_array(buckets, core::kActiveWaitBuckets, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)));
+    row->put(Int64GetDatum(static_cast<int64>(c->login_waits)));
+    row->put(Int64GetDatum(static_cast<int64>(c->login_wait_admitted)));
+    row->put(Int64GetDatum(static_cast<int64>(c->login_wait_refused)));
+    row->put(Int64GetDatum(static_cast<int64>(c->login_queue_full)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_wait)));

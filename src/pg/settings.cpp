@@ -34,6 +34,7 @@ int setting_max_rules = 256;
 int setting_debug_close_sessions_pause_ms = 0;
 int setting_debug_loader_pause_ms = 0;
 int setting_login_wait_ms = 200;
+int setting_login_queue_size = 5;
 int setting_active_wait_ms = 10000;
 int setting_pool_advice_groups = 500;
 int setting_advice_headroom_pct = 25;
@@ -144,6 +145,11 @@ void define_settings() {
                             "gives back before it is refused.",
                             "0 refuses at once.", &setting_login_wait_ms, 200, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("connguard.login_queue_size",
+                            "How many logins of one cap group may wait for a place (connguard.login_wait) at once.",
+                            "Logins beyond it are refused at once, so that waiting logins hold few backend slots. "
+                            "0 refuses at once.",
+                            &setting_login_queue_size, 5, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("connguard.pool_advice_groups",
                             "Application groups (database, role, application_name) whose figures are kept for "
                             "connguard.pool_advice.",

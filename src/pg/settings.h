@@ -30,6 +30,7 @@ extern int setting_debug_loader_pause_ms;
 // signal before the call for example, does not cut it short); interrupts are served.
 void test_pause(int ms);
 extern int setting_login_wait_ms;
+extern int setting_login_queue_size;
 extern int setting_active_wait_ms;
 extern int setting_pool_advice_groups;
 extern int setting_advice_headroom_pct;

@@ -26,7 +26,7 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 // together: a new backend pays a page fault for each stretch of shared memory it first reads.
 struct Layout {
     Size rule_sieves, slot_tags, counters, rules, slots, endings, events, history, group_tags, groups, news,
-        active_entries, active_groups, total;
+        active_entries, active_groups, login_waiters, total;
 };
 
 int news_capacity() { return Max(1024, 2 * MaxBackends); }
@@ -60,6 +60,8 @@ Layout shared_layout() {
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::ActiveEntry))));
     layout.active_groups = offset;
     offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::ActiveGroup))));
+    layout.login_waiters = offset;
+    offset = add_size(offset, MAXALIGN(mul_size(MaxBackends, sizeof(core::LoginWaiter))));
     layout.total = offset;
     return layout;
 }
@@ -132,6 +134,7 @@ void attach_shared_memory() {
         state->news = reinterpret_cast<core::GroupNews*>(base + layout.news);
         state->active_entries = reinterpret_cast<core::ActiveEntry*>(base + layout.active_entries);
         state->active_groups = reinterpret_cast<core::ActiveGroup*>(base + layout.active_groups);
+        state->login_waiters = reinterpret_cast<core::LoginWaiter*>(base + layout.login_waiters);
         core::reset_active_table(active_table(state));
         state->stats_reset_at = GetCurrentTimestamp();
         restored = read_rule_file(state->rules, state->rule_capacity, why, sizeof why);

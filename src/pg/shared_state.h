@@ -10,8 +10,8 @@
 //      lock_storage, lock_tranche, lock, rule_capacity, slot_count, counter_capacity,
 //      event_capacity, history_capacity, group_capacity, news_capacity, and the array pointers
 //      rules, rule_sieves, slots, slot_tags, endings, counters, events, history, groups,
-//      group_tags, news, active_lock, active_entries, active_groups (the pointers, not what they
-//      point to).
+//      group_tags, news, active_lock, active_entries, active_groups, login_waiters (the
+//      pointers, not what they point to).
 //    The same hook restores the rules from pg_connguard.rules; it runs before any reader.
 //
 // 2. Atomics, read and written without the lock:
@@ -26,7 +26,8 @@
 // 3. Everything else is protected by `lock`: the rule set and its version, every slot and slot
 //    tag, the ending notices, the counters, both rings and their `written` counts, the totals,
 //    the worker's pid, latch and last run, the last load's status, reload_served, stats_reset_at
-//    the login-check figures, the group figures and the news ring (with their counts). Writers
+//    the login-check figures, the group figures and the news ring (with their counts), the
+//    login queue (login_waiters, login_waiting, login_tickets). Writers
 //    hold it exclusively: sessions leaving news (login hook, exit callback, record_event), the
 //    worker reading the news into the group figures and sampling them, reset_stats(); and the login hook (its own slot, its
 //    counters and event; it clears its ending notice), a session's exit callback (its own slot),
@@ -53,6 +54,7 @@
 #include "pg/postgres_includes.h"
 
 #include "core/active_queue.h"
+#include "core/login_queue.h"
 #include "core/activity_log.h"
 #include "core/admission.h"
 #include "core/group_figures.h"
@@ -175,6 +177,12 @@ struct SharedState {
     LWLock* active_lock;  // &active_lock_storage.lock
     core::ActiveEntry* active_entries;  // [slot_count]
     core::ActiveGroup* active_groups;   // [slot_count]
+
+    // The login queue (rule 3): logins waiting for a place in a full group, indexed like the
+    // slots; see core/login_queue.h and login_queue.cpp.
+    core::LoginWaiter* login_waiters;  // [slot_count]
+    std::int32_t login_waiting;         // how many of them wait: 0 lets a leaving session skip the look
+    std::uint64_t login_tickets;        // the last ticket drawn
 };
 
 inline core::ActiveTable active_table(const SharedState* state) {

@@ -1,0 +1,46 @@
+// The login queue: logins that find their cap group full wait for a place (up to
+// connguard.login_wait) in FIFO order per group, and are woken by the session that gives a
+// place back, not by polling. Each waiter draws a ticket from one counter; the head of a
+// group's queue is its waiter with the lowest ticket. How many logins of a group may wait is
+// bounded (connguard.login_queue_size): beyond it a login is refused at once, so a client
+// retrying at its cap cannot tie up backend slots. Plain arrays in shared memory, under the
+// slot table's lock.
+#pragma once
+#include "no_postgres.h"
+
+#include <cstdint>
+#include <type_traits>
+
+#include "active_queue.h"
+
+namespace connguard::core {
+
+struct LoginWaiter {
+    bool waiting;
+    std::uint64_t ticket;  // its place in line: lower came first
+    std::int64_t since_us;  // when it began to wait, for the views
+    ActiveKey group;        // the cap group it waits for (core::group_key as bytes)
+};
+static_assert(std::is_trivially_copyable_v<LoginWaiter>);
+
+constexpr int kNoWaiter = -1;
+
+// The head of `group`'s queue among waiters[0 .. count), kNoWaiter when none waits.
+int login_queue_head(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;
+
+// How many logins wait for `group`.
+int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;
+
+// What a login does once its admission is decided.
+enum class LoginTurn : std::uint8_t {
+    kAdmit,      // its group has room and nobody waits before it
+    kWait,       // it queues (or stays in the queue) until a place is given back or its time is up
+    kQueueFull,  // its group is full and connguard.login_queue_size logins already wait: refused at once
+    kRefuse,     // its group is full (or others wait before it) and it may wait no longer
+};
+// `has_room`: the group has a place for it now; `queued`: it is in the queue already, and
+// `is_head` at its head; `waiting`: how many wait for its group (itself included);
+// `queue_size`: the bound; `time_left`: connguard.login_wait is not over for it.
+LoginTurn login_turn(bool has_room, bool queued, bool is_head, int waiting, int queue_size, bool time_left) noexcept;
+
+}  // namespace connguard::core

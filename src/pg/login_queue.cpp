@@ -1,0 +1,45 @@
+#include "pg/login_queue.h"
+
+extern "C" {
+#include "storage/latch.h"
+#include "storage/proc.h"
+}
+
+namespace connguard::pg {
+
+core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core::SessionKey& session) {
+    return core::active_key(core::group_key(rule_name, per, session));
+}
+
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now) {
+    core::LoginWaiter& waiter = state->login_waiters[index];
+    if (waiter.waiting) return;
+    waiter.waiting = true;
+    waiter.ticket = ++state->login_tickets;
+    waiter.since_us = now;
+    waiter.group = group;
+    ++state->login_waiting;
+}
+
+Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group) {
+    if (state->login_waiting == 0) return nullptr;
+    const int head = core::login_queue_head(state->login_waiters, state->slot_count, group);
+    return head == core::kNoWaiter ? nullptr : &GetPGProcByNumber(head)->procLatch;
+}
+
+Latch* leave_login_queue_locked(SharedState* state, int index) {
+    core::LoginWaiter& waiter = state->login_waiters[index];
+    if (!waiter.waiting) return nullptr;
+    waiter.waiting = false;
+    --state->login_waiting;
+    return login_queue_head_latch_locked(state, waiter.group);
+}
+
+Latch* login_queue_head_for_locked(SharedState* state, const core::SessionSlot& place) {
+    if (state->login_waiting == 0 || !place.counted) return nullptr;
+    const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, place.rule_name);
+    return login_queue_head_latch_locked(
+        state, login_group(place.rule_name, core::group_cap_per(rule), core::key_of(place, place.application)));
+}
+
+}  // namespace connguard::pg

@@ -1,0 +1,29 @@
+// The login queue in shared memory (see core/login_queue.h): a login that finds its group
+// full joins its group's queue and sleeps on its latch; a session that gives a place back
+// (it ends, or renames itself away) sets the latch of the head of that group's queue. All
+// under the slot table's lock, held exclusively by the caller; a latch returned is set by
+// the caller after it lets the lock go.
+#pragma once
+
+#include "pg/shared_state.h"
+
+namespace connguard::pg {
+
+// The fixed-bytes key of the cap group a session of `rule_name` (cap_per `per`) belongs to.
+core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core::SessionKey& session);
+
+// Backend `index` joins the queue of `group`; it draws the next ticket.
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now);
+
+// Backend `index` leaves the queue (admitted, refused, or ended), if it was in it. Returns the
+// latch of its group's new head, for the caller to set: a place it leaves behind is that one's.
+Latch* leave_login_queue_locked(SharedState* state, int index);
+
+// The latch of the head of the queue of the group `place` counts in (nullptr when none
+// waits): set it once `place` has been given back or has moved away.
+Latch* login_queue_head_for_locked(SharedState* state, const core::SessionSlot& place);
+
+// The latch of the head of `group`'s queue, nullptr when none waits.
+Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group);
+
+}  // namespace connguard::pg

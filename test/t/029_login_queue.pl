@@ -1,0 +1,125 @@
+# The login queue (connguard.login_wait, connguard.login_queue_size): logins that find their
+# group full wait in FIFO order, at most login_queue_size of a group at once (beyond it one is
+# refused at once), and are woken by the session that gives the place back, whether it ends
+# normally, is terminated, or is killed (a crash restart ends the queue with everything else).
+# Counted in rule_stats and metrics(); monitor mode never waits.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IO::Select;
+use Time::HiRes qw(time sleep);
+use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ConnguardLogin;
+
+my $node = PostgreSQL::Test::Cluster->new('login_queue');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_connguard'
+connguard.login_wait = 8s
+connguard.login_queue_size = 3
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION pg_connguard;
+CREATE ROLE app LOGIN;
+INSERT INTO connguard.rules (rule_name, application_name, max_connections, mode) VALUES
+    ('one', 'one', 1, 'enforce'), ('watched', 'watched', 1, 'monitor');
+SELECT connguard.reload_rules();
+});
+
+sub value { return $node->safe_psql('postgres', $_[0]); }
+sub start_one { return start_login($node, user => 'app', database => 'postgres', application_name => $_[0] // 'one'); }
+sub answered { return scalar IO::Select->new($_[0])->can_read($_[1] // 0); }
+sub holders { return value(q{SELECT string_agg(pid::text, ',' ORDER BY pid) FROM connguard.sessions WHERE rule_name = 'one'}); }
+sub rule_stat { return value("SELECT $_[0] FROM connguard.rule_stats WHERE rule_name = 'one'"); }
+
+# 1. FIFO: three logins queue behind a holder, in the order they came; a fourth is refused at once.
+my $holder = admitted_login($node, application_name => 'one');
+my @line;
+for (1 .. 3) {
+    push @line, start_one();
+    sleep 0.15;    # each is in line before the next comes
+}
+ok(!grep({ answered($_) } @line), 'three logins wait behind the holder');
+my $started = time;
+my $fourth = login($node, user => 'app', database => 'postgres', application_name => 'one');
+my $took = time - $started;
+is($fourth->{sqlstate}, '53300', 'a fourth login is refused (login_queue_size = 3)');
+cmp_ok($took, '<', 2, sprintf('at once (%.2f s), not after connguard.login_wait', $took));
+like($fourth->{detail}, qr/3 logins already wait for a place \(connguard\.login_queue_size\)/, 'its DETAIL says why');
+
+for my $turn (0 .. 2) {
+    $started = time;
+    close $holder->{socket};
+    ok(answered($line[$turn], 5), "login $turn is answered once the place is given back");
+    my $in = finish_login($line[$turn]);
+    my $after = time - $started;
+    ok($in->{admitted}, "login $turn, first in line, is admitted");
+    cmp_ok($after, '<', 0.9, sprintf('woken by the leaving session (%.3f s; the look without a wake-up comes after 1 s)', $after));
+    ok(!grep({ answered($_) } @line[ $turn + 1 .. 2 ]), 'the others still wait') if $turn < 2;
+    is(holders(), $in->{pid}, 'and only it holds the place');
+    $holder = $in;
+}
+is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rule_stat('login_queue_full'), '3/3/1',
+   'rule_stats: 3 waited, 3 admitted after waiting, 1 refused with the queue full');
+
+# 2. A terminated holder wakes the first waiter; so does a login that gives up its wait.
+{
+    my $waiter = start_one();
+    sleep 0.15;
+    $started = time;
+    value("SELECT pg_terminate_backend($holder->{pid})");
+    my $in = finish_login($waiter);
+    ok($in->{admitted}, 'a terminated holder gives its place to the first waiter');
+    cmp_ok(time - $started, '<', 0.9, 'at once');
+    $holder = $in;
+}
+
+# 3. A group that stays full refuses its waiters when their wait is over.
+{
+    $node->append_conf('postgresql.conf', "connguard.login_wait = 1s\n");
+    $node->reload;
+    $node->poll_query_until('postgres', q{SELECT current_setting('connguard.login_wait') = '1s'});
+    my $refused = login($node, user => 'app', database => 'postgres', application_name => 'one');
+    is($refused->{sqlstate}, '53300', 'a waiter whose wait is over is refused');
+    is(rule_stat('login_wait_refused'), '1', 'rule_stats counts it');
+    like(value('SELECT connguard.metrics()'), qr/connguard_rule_login_queue_total\{rule="one",outcome="admitted"\} 4/,
+         'metrics() gives the outcomes');
+}
+
+# 4. Monitor mode never waits: over its cap a login is admitted (a would-refusal).
+{
+    my $first = admitted_login($node, application_name => 'watched');
+    $started = time;
+    my $second = login($node, user => 'app', database => 'postgres', application_name => 'watched');
+    ok($second->{admitted}, 'monitor mode: over the cap, admitted');
+    cmp_ok(time - $started, '<', 0.9, 'without waiting');
+    close $_->{socket} for $first, $second;
+}
+
+# 5. A crash restart with logins waiting: the queue goes with every backend, and the server
+# admits and queues again afterwards.
+{
+    $node->append_conf('postgresql.conf', "connguard.login_wait = 8s\n");
+    $node->reload;
+    $node->poll_query_until('postgres', q{SELECT current_setting('connguard.login_wait') = '8s'});
+    my @waiting = map { start_one() } 1 .. 2;
+    sleep 0.3;
+    kill 'KILL', $holder->{pid};
+    ok(answered($_, 10), 'a waiting login is answered by the crash restart') for @waiting;
+    ok($node->poll_query_until('postgres', 'SELECT true'), 'the server is back');
+    my $again = admitted_login($node, application_name => 'one');
+    ok($again->{admitted}, 'after the restart a login is admitted');
+    my $waiter = start_one();
+    sleep 0.15;
+    ok(!answered($waiter), 'and the next one waits');
+    close $again->{socket};
+    ok(finish_login($waiter)->{admitted}, 'until the place is given back');
+}
+
+$node->stop;
+done_testing();

@@ -7,7 +7,7 @@ namespace connguard::core {
 
 ReservationCheck check_reservations(const CompiledRule* rules, std::size_t rule_count, const SessionSlot* slots,
                                     std::size_t slot_count, std::int32_t usable_slots, int login_rule, bool counted,
-                                    const AdmissionPolicy& policy) noexcept {
+                                    const AdmissionPolicy& policy, std::int32_t waiting_logins) noexcept {
     ReservationCheck check;
     check.usable = usable_slots;
     if (!policy.enabled || !counted) return check;
@@ -33,6 +33,7 @@ ReservationCheck check_reservations(const CompiledRule* rules, std::size_t rule_
         unused_all += unused;
         if (rule.mode == Mode::kEnforce) unused_enforced += unused;
     }
+    check.in_use = std::max(waiting_logins, 0);
     for (std::size_t i = 0; i < slot_count; ++i) check.in_use += slots[i].in_use ? 1 : 0;
     check.unused = unused_all;
     const std::int32_t free_after = usable_slots - check.in_use - 1;

@@ -31,9 +31,11 @@ struct ReservationCheck {
 // the defaults); `counted`: it counts toward its group (false for exempt sessions and rules,
 // which are never refused). Reservations of monitor-mode rules, and all of them in dry run,
 // only make a would-refusal. Admits at once when no rule reserves anything.
+// `waiting_logins`: logins waiting in the login queue, each holding a backend slot as a session
+// does (counted as in use).
 ReservationCheck check_reservations(const CompiledRule* rules, std::size_t rule_count, const SessionSlot* slots,
                                     std::size_t slot_count, std::int32_t usable_slots, int login_rule, bool counted,
-                                    const AdmissionPolicy& policy) noexcept;
+                                    const AdmissionPolicy& policy, std::int32_t waiting_logins = 0) noexcept;
 
 // "remaining connection slots are reserved for pg_connguard rules".
 std::string reservation_message();

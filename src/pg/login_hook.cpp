@@ -172,7 +172,8 @@ void admit_or_refuse(Port* port) {
     core::CompiledRule rule{};
     char rule_name[core::kMaxRuleNameBytes + 1] = "";
     char message[256] = "";
-    char detail[320] = "";
+    char detail[192] = "";
+    char hint[128] = "";  // why a login was refused at once rather than queued
 
     before_shmem_exit(release_place, 0);  // authentication, and so this hook, runs once per backend
     compute_memberships(state, role, superuser, &memberships);
@@ -194,8 +195,10 @@ void admit_or_refuse(Port* port) {
         // Within its cap, a login may still take a place another rule reserves (min_connections).
         reservation = core::ReservationCheck{};
         if (decision.verdict == core::Verdict::kAdmit && state->reserving_rule_count > 0) {
+            // Logins waiting in the queue hold backend slots too (itself left out).
             reservation = core::check_reservations(state->rules, state->rule_count, state->slots, state->slot_count,
-                                                   usable_slots(), decision.rule_index, decision.counted, policy);
+                                                   usable_slots(), decision.rule_index, decision.counted, policy,
+                                                   state->login_waiting - (queued ? 1 : 0));
             decision.verdict = reservation.verdict;
         }
         const TimestampTz now = GetCurrentTimestamp();
@@ -214,6 +217,14 @@ void admit_or_refuse(Port* port) {
                 queued && core::login_queue_head(state->login_waiters, state->slot_count, group) == index;
             turn = core::login_turn(decision.verdict == core::Verdict::kAdmit, queued, is_head, waiting,
                                     setting_login_queue_size, time_left);
+            // A waiting login holds a backend slot: it may not wait in one that reservations need.
+            if (turn == core::LoginTurn::kWait && !queued && state->reserving_rule_count > 0 &&
+                core::check_reservations(state->rules, state->rule_count, state->slots, state->slot_count,
+                                         usable_slots(), decision.rule_index, decision.counted, policy,
+                                         state->login_waiting)
+                        .verdict == core::Verdict::kReject) {
+                turn = core::LoginTurn::kRefuse;
+            }
             if (turn == core::LoginTurn::kWait && !queued) {
                 join_login_queue_locked(state, index, group, now);
                 queued = true;
@@ -278,11 +289,12 @@ void admit_or_refuse(Port* port) {
             copy_text(core::reservation_detail(reservation, reserving_rules), detail, sizeof detail);
         } else {
             copy_text(core::rejection_message(decision, matched, session), message, sizeof message);
-            std::string why = core::rejection_detail(decision, matched);
+            copy_text(core::rejection_detail(decision, matched), detail, sizeof detail);
             if (turn == core::LoginTurn::kQueueFull) {
-                why += "; " + std::to_string(waiting) + " logins already wait for a place (connguard.login_queue_size)";
+                copy_text(std::to_string(waiting) + " logins already wait for a place in this group "
+                          "(connguard.login_queue_size).",
+                          hint, sizeof hint);
             }
-            copy_text(why, detail, sizeof detail);
         }
     });
     record_event(state,
@@ -295,7 +307,8 @@ void admit_or_refuse(Port* port) {
         ereport(LOG, (errmsg("pg_connguard: would refuse login: %s", message), errdetail("%s", detail)));
         return;
     }
-    ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS), errmsg("%s", message), errdetail("%s", detail)));
+    ereport(FATAL, (errcode(ERRCODE_TOO_MANY_CONNECTIONS), errmsg("%s", message), errdetail("%s", detail),
+                    hint[0] != '\0' ? errhint("%s", hint) : 0));
 }
 
 void on_client_authentication(Port* port, int status) {

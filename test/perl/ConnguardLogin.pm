@@ -65,7 +65,8 @@ sub finish_login {
                 $fields{ substr($field, 0, 1) } = substr($field, 1);
             }
             close $socket;
-            return { admitted => 0, sqlstate => $fields{C}, message => $fields{M}, detail => $fields{D} // '' };
+            return { admitted => 0, sqlstate => $fields{C}, message => $fields{M}, detail => $fields{D} // '',
+                     hint => $fields{H} // '' };
         }
         $pid = unpack('N', $body) if $type eq 'K';
         return { admitted => 1, socket => $socket, pid => $pid } if $type eq 'Z';

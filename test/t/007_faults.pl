@@ -23,6 +23,9 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_connguard'
 max_connections = 200
 restart_after_crash = on
+# every storm login may wait for a place (they all did before the login queue was bounded):
+# refused at once, they would reconnect as fast as the 2 cores fork
+connguard.login_queue_size = 150
 });
 $node->start;
 $node->safe_psql('postgres', qq{

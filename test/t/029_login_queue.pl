@@ -50,7 +50,8 @@ my $fourth = login($node, user => 'app', database => 'postgres', application_nam
 my $took = time - $started;
 is($fourth->{sqlstate}, '53300', 'a fourth login is refused (login_queue_size = 3)');
 cmp_ok($took, '<', 2, sprintf('at once (%.2f s), not after connguard.login_wait', $took));
-like($fourth->{detail}, qr/3 logins already wait for a place \(connguard\.login_queue_size\)/, 'its DETAIL says why');
+like($fourth->{hint}, qr/^3 logins already wait for a place in this group \(connguard\.login_queue_size\)\.$/,
+     'its HINT says why');
 
 for my $turn (0 .. 2) {
     $started = time;
@@ -119,6 +120,45 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
     ok(!answered($waiter), 'and the next one waits');
     close $again->{socket};
     ok(finish_login($waiter)->{admitted}, 'until the place is given back');
+}
+
+# 6. Waiting logins hold backend slots: they never wait in slots a reservation needs. 9 usable
+# slots, 3 reserved for "critical": with 5 in use a first login of the full group "one" may
+# wait (4 free less itself leaves the 3 reserved), a second is refused at once; the reserved
+# logins all get in meanwhile.
+{
+    my $small = PostgreSQL::Test::Cluster->new('queue_reserved');
+    $small->init;
+    $small->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_connguard'
+max_connections = 12
+superuser_reserved_connections = 3
+connguard.login_wait = 6s
+});
+    $small->start;
+    $small->safe_psql('postgres', q{
+CREATE EXTENSION pg_connguard;
+CREATE ROLE app LOGIN;
+INSERT INTO connguard.rules (rule_name, application_name, max_connections, min_connections) VALUES
+    ('critical', 'critical-*', 5, 3), ('one', 'one', 1, NULL);
+SELECT connguard.reload_rules();
+});
+    is($small->safe_psql('postgres', 'SELECT usable_slots FROM connguard.server_status'), '9', '9 usable slots');
+    my $in = sub { return login($small, user => 'app', database => 'postgres', application_name => $_[0]); };
+    my @held = ($in->('one'), map { $in->("free-$_") } 1 .. 4);
+    ok(!grep({ !$_->{admitted} } @held), '5 sessions in use');
+    my $waiter = start_login($small, user => 'app', database => 'postgres', application_name => 'one');
+    sleep 0.3;
+    ok(!answered($waiter), 'a login of the full group waits (4 slots free, 3 reserved)');
+    $started = time;
+    my $second = $in->('one');
+    is($second->{sqlstate}, '53300', 'a second one is refused: waiting would take a reserved slot');
+    cmp_ok(time - $started, '<', 3, 'at once, not after connguard.login_wait');
+    my @critical = map { $in->("critical-$_") } 1 .. 3;
+    is(scalar(grep { $_->{admitted} } @critical), 3, 'the 3 reserved logins all get in');
+    close $held[0]{socket};
+    ok(finish_login($waiter)->{admitted}, 'the waiter gets the place given back');
+    $small->stop;
 }
 
 $node->stop;

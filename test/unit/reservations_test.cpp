@@ -114,3 +114,19 @@ TEST(Reservations, Validation) {
     ASSERT_TRUE(compile_rule(in, &out).ok());
     EXPECT_EQ(out.min_connections, 5);
 }
+
+// Logins waiting in the login queue hold backend slots as sessions do: they count as in use,
+// so neither a login nor one more waiter takes a slot a reservation needs.
+TEST(Reservations, WaitingLoginsHoldSlotsToo) {
+    const std::vector<CompiledRule> rules = {reserving("critical", 5)};
+    std::vector<SessionSlot> slots;
+    hold(&slots, "", 90);  // 10 free, 5 reserved places unused
+    const auto with_waiting = [&](int waiting) {
+        return check_reservations(rules.data(), rules.size(), slots.data(), slots.size(), 100, kNoRule, true,
+                                  AdmissionPolicy{}, waiting);
+    };
+    EXPECT_EQ(with_waiting(4).verdict, Verdict::kAdmit) << "4 waiting: 5 free after this one, 5 reserved";
+    const ReservationCheck refused = with_waiting(5);
+    EXPECT_EQ(refused.verdict, Verdict::kReject) << "5 waiting: 4 free after this one";
+    EXPECT_EQ(refused.in_use, 95);
+}

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use POSIX ();
 use Time::HiRes qw(sleep);
 use FindBin;
 use lib "$FindBin::Bin/../perl";
@@ -162,6 +163,34 @@ like($node->safe_psql('postgres', 'SELECT connguard.metrics()'), qr/^connguard_p
 ok($node->poll_query_until('postgres',
     q{SELECT peak_sessions = 20 AND logins = 0 AND refused = 0 FROM connguard.pool_advice WHERE application_name = 'big-pool'}),
    'the groups with sessions start again from the next sample');
+
+# One SELECT shows each group once, while groups come and go under it: a child logs in under
+# 300 new names (each one evicts the least recently seen group of the 8) as the test reads the
+# table (at least 100 times). A guard: the copy is one pass under the lock since d01fee9; the
+# batches of 64 before it needed more than 64 groups to show one twice, which this table of 8
+# does not hold.
+{
+    my $child = fork();
+    die "fork: $!" unless defined $child;
+    if ($child == 0) {
+        for my $n (1 .. 300) {
+            my $s = eval { login($node, user => 'app', database => 'postgres', application_name => "churn-$n") };
+            close $s->{socket} if $s && $s->{admitted};
+        }
+        POSIX::_exit(0);    # not exit: the test framework's END blocks would stop the node
+    }
+    my $watcher = admitted_login($node, user => 'watcher', application_name => 'watcher');
+    my ($reads, $twice) = (0, 0);
+    while ($reads < 100 || waitpid($child, POSIX::WNOHANG()) == 0) {
+        ++$reads;
+        $twice += query_value($watcher, q{SELECT count(*) - count(DISTINCT (datname, usename, application_name, rule_name))
+                                            FROM connguard.pool_advice});
+        last if $reads >= 500;
+    }
+    waitpid($child, 0);
+    is($twice, 0, "$reads reads of pool_advice while 300 groups came and went: no group shown twice");
+    close $watcher->{socket};
+}
 
 close $_->{socket} for @pool, @held;
 $node->stop;

@@ -1,0 +1,74 @@
+# docs/reference.md cannot go stale: its settings, rule columns, views and their columns (in
+# order), functions and metric families (with their types) are compared with a running
+# server's catalog, pg_settings and metrics(), both ways.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+
+my $reference = slurp_file("$FindBin::Bin/../../docs/reference.md");
+
+# The lines of one "## " section.
+sub section {
+    my ($title) = @_;
+    my ($text) = $reference =~ /^## \Q$title\E\n(.*?)(?=^## |\z)/ms or die "no section '$title' in docs/reference.md";
+    return $text;
+}
+
+# The first column's names of a section's (or a text's) table rows: | `name` | ...
+sub first_column {
+    my ($text, $pattern) = @_;
+    return [ $text =~ /^\| `($pattern)` \|/mg ];
+}
+
+sub same_names {
+    my ($documented, $actual, $what) = @_;
+    my %doc = map { $_ => 1 } @$documented;
+    my %act = map { $_ => 1 } @$actual;
+    my @undocumented = grep { !$doc{$_} } @$actual;
+    my @stale = grep { !$act{$_} } @$documented;
+    ok(!@undocumented && !@stale && @$documented == keys %doc, "$what: the reference lists exactly the server's")
+      or diag("$what: not in the reference: @undocumented; in the reference only: @stale");
+}
+
+my $node = PostgreSQL::Test::Cluster->new('reference');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_connguard'\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_connguard');
+sub column_of { return [ split /\n/, $node->safe_psql('postgres', $_[0]) ]; }
+
+same_names(first_column(section('Settings'), 'connguard\.[a-z_]+'),
+           column_of(q{SELECT name FROM pg_settings WHERE name LIKE 'connguard.%' ORDER BY 1}), 'settings');
+
+is(join(' ', @{ first_column(section('Rules: `connguard.rules`'), '[a-z_]+') }),
+   join(' ', @{ column_of(q{SELECT column_name FROM information_schema.columns
+                            WHERE table_schema = 'connguard' AND table_name = 'rules' ORDER BY ordinal_position}) }),
+   'rule columns: the reference lists the table\'s, in its order');
+
+my $views = section('Views');
+my %documented_views = $views =~ /^### `connguard\.([a-z_]+)`\n(.*?)(?=^### |\z)/msg;
+same_names([ keys %documented_views ],
+           column_of(q{SELECT viewname FROM pg_views WHERE schemaname = 'connguard'}), 'views');
+for my $view (sort keys %documented_views) {
+    is(join(' ', @{ first_column($documented_views{$view}, '[a-z_0-9]+') }),
+       join(' ', @{ column_of("SELECT column_name FROM information_schema.columns
+                               WHERE table_schema = 'connguard' AND table_name = '$view' ORDER BY ordinal_position") }),
+       "connguard.$view: the reference lists its columns, in order");
+}
+
+same_names([ section('Functions') =~ /^\| `connguard\.([a-z_]+)\(/mg ],
+           column_of(q{SELECT proname FROM pg_proc WHERE pronamespace = 'connguard'::regnamespace
+                       AND proname NOT LIKE '\_%'}), 'functions');
+
+my %families = $node->safe_psql('postgres', 'SELECT connguard.metrics()') =~ /^# TYPE (\S+) (\S+)$/mg;
+my %documented_families = section('Metrics') =~ /^\| `(connguard_[a-z_]+)` \| ([a-z]+) \|/mg;
+same_names([ keys %documented_families ], [ keys %families ], 'metric families');
+is(join(' ', map { "$_=$documented_families{$_}" } grep { exists $families{$_} } sort keys %documented_families),
+   join(' ', map { "$_=$families{$_}" } grep { exists $documented_families{$_} } sort keys %families),
+   'metric families: the reference gives each one\'s type');
+
+$node->stop;
+done_testing();

@@ -1,6 +1,7 @@
-# docs/reference.md cannot go stale: its settings, rule columns, views and their columns (in
-# order), functions and metric families (with their types) are compared with a running
-# server's catalog, pg_settings and metrics(), both ways.
+# The docs cannot go stale: docs/reference.md's settings, rule columns, views and their
+# columns (in order), functions and metric families (with their types) are compared with a
+# running server's catalog, pg_settings and metrics(), both ways; the README's five-minute
+# tour runs as written.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -69,6 +70,14 @@ same_names([ keys %documented_families ], [ keys %families ], 'metric families')
 is(join(' ', map { "$_=$documented_families{$_}" } grep { exists $families{$_} } sort keys %documented_families),
    join(' ', map { "$_=$families{$_}" } grep { exists $documented_families{$_} } sort keys %families),
    'metric families: the reference gives each one\'s type');
+
+# The README's tour: its SQL block runs without an error, and the rules it writes are in force.
+my ($tour) = slurp_file("$FindBin::Bin/../../README.md") =~ /^## The five-minute tour\n.*?^```sql\n(.*?)^```$/ms
+  or die 'no SQL block in the README\'s five-minute tour';
+my ($status, $out, $err) = $node->psql('postgres', $tour, on_error_stop => 1);
+is($status, 0, 'the README\'s five-minute tour runs as written') or diag($err);
+is($node->safe_psql('postgres', q{SELECT string_agg(rule_name || ':' || mode, ' ' ORDER BY rule_name) FROM connguard.active_rules}),
+   'jobs:monitor web:enforce', 'and its rules are in force');
 
 $node->stop;
 done_testing();

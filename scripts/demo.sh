@@ -6,6 +6,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/common.sh"
+# Every path below is absolute; the server's user (postgres) runs psql from a directory it can
+# read, not from a checkout under /root.
+cd /tmp
 
 DEMO_DIR=${DEMO_DIR:-/tmp/pg_connguard-demo}
 DEMO_PORT=${DEMO_PORT:-54329}

@@ -17,10 +17,28 @@ int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& g
     return length;
 }
 
-LoginTurn login_turn(bool has_room, bool queued, bool is_head, int waiting, int queue_size, bool time_left) noexcept {
-    // Nobody waits before it: a place now is its own.
-    const bool first_in_line = queued ? is_head : waiting == 0;
-    if (has_room && first_in_line) return LoginTurn::kAdmit;
+int login_queue_rank(const LoginWaiter* waiters, int count, const ActiveKey& group, int self) noexcept {
+    int rank = 0;
+    for (int i = 0; i < count; ++i) {
+        rank += i != self && waiters[i].waiting && same_active_key(waiters[i].group, group) &&
+                waiters[i].ticket < waiters[self].ticket;
+    }
+    return rank;
+}
+
+int login_queue_next_to_wake(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept {
+    int next = kNoWaiter;
+    for (int i = 0; i < count; ++i) {
+        if (!waiters[i].waiting || waiters[i].woken || !same_active_key(waiters[i].group, group)) continue;
+        if (next == kNoWaiter || waiters[i].ticket < waiters[next].ticket) next = i;
+    }
+    return next;
+}
+
+LoginTurn login_turn(int free_places, bool queued, int rank, int waiting, int queue_size, bool time_left) noexcept {
+    // The waiters before it have the first claim on the free places.
+    const int before = queued ? rank : waiting;
+    if (before < free_places) return LoginTurn::kAdmit;
     if (!time_left) return LoginTurn::kRefuse;
     if (!queued && waiting >= queue_size) return LoginTurn::kQueueFull;
     return LoginTurn::kWait;

@@ -17,6 +17,7 @@ namespace connguard::core {
 
 struct LoginWaiter {
     bool waiting;
+    bool woken;            // a session that gave a place back has set its latch; it has not looked yet
     std::uint64_t ticket;  // its place in line: lower came first
     std::int64_t since_us;  // when it began to wait, for the views
     ActiveKey group;        // the cap group it waits for (core::group_key as bytes)
@@ -31,16 +32,25 @@ int login_queue_head(const LoginWaiter* waiters, int count, const ActiveKey& gro
 // How many logins wait for `group`.
 int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;
 
+// How many waiters of `group` came before waiters[self] (its rank in line, 0 for the head).
+int login_queue_rank(const LoginWaiter* waiters, int count, const ActiveKey& group, int self) noexcept;
+
+// The first waiter of `group` in line that no leaving session has woken yet (kNoWaiter: none).
+// Each place given back wakes one more waiter, so several places freed at once are taken by
+// as many waiters at once, in order, rather than one after the other.
+int login_queue_next_to_wake(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;
+
 // What a login does once its admission is decided.
 enum class LoginTurn : std::uint8_t {
-    kAdmit,      // its group has room and nobody waits before it
+    kAdmit,      // a place is free for it: fewer waiters come before it than places are free
     kWait,       // it queues (or stays in the queue) until a place is given back or its time is up
     kQueueFull,  // its group is full and connguard.login_queue_size logins already wait: refused at once
-    kRefuse,     // its group is full (or others wait before it) and it may wait no longer
+    kRefuse,     // no place for it (or others wait before it) and it may wait no longer
 };
-// `has_room`: the group has a place for it now; `queued`: it is in the queue already, and
-// `is_head` at its head; `waiting`: how many wait for its group (itself included);
-// `queue_size`: the bound; `time_left`: connguard.login_wait is not over for it.
-LoginTurn login_turn(bool has_room, bool queued, bool is_head, int waiting, int queue_size, bool time_left) noexcept;
+// `free_places`: places its group has free now (cap less sessions, 0 when full); `queued`: it
+// is in the queue already, `rank` waiters come before it there; `waiting`: how many wait for
+// its group (itself included); `queue_size`: the bound; `time_left`: connguard.login_wait is
+// not over for it. A login not in the queue comes after every waiter.
+LoginTurn login_turn(int free_places, bool queued, int rank, int waiting, int queue_size, bool time_left) noexcept;
 
 }  // namespace connguard::core

@@ -129,7 +129,7 @@ void release_place(int, Datum) {
     const core::SessionSlot& slot = state->slots[index];
     Latch* next_login = leave_login_queue_locked(state, index);  // it ended while it waited
     if (slot.in_use && slot.pid == MyProcPid) {
-        next_login = login_queue_head_for_locked(state, slot);  // its place is the first waiter's
+        next_login = login_queue_head_for_locked(state, slot);  // its place: one more waiter looks
         wake = leave_group_news_locked(state, core::GroupNewsKind::kLogout, core::EventReason::kNone,
                                        GetCurrentTimestamp() - MyStartTimestamp, slot.database, slot.role,
                                        slot.application);
@@ -213,10 +213,12 @@ void admit_or_refuse(Port* port) {
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "",
                 decision.cap_per, session);
             waiting = core::login_queue_length(state->login_waiters, state->slot_count, group);
-            const bool is_head =
-                queued && core::login_queue_head(state->login_waiters, state->slot_count, group) == index;
-            turn = core::login_turn(decision.verdict == core::Verdict::kAdmit, queued, is_head, waiting,
-                                    setting_login_queue_size, time_left);
+            if (queued) state->login_waiters[index].woken = false;  // it looks now
+            const int rank = queued ? core::login_queue_rank(state->login_waiters, state->slot_count, group, index) : 0;
+            const int free_places = decision.verdict != core::Verdict::kAdmit ? 0
+                                    : decision.capped                      ? Max(decision.cap - decision.in_use, 0)
+                                                                           : INT_MAX;
+            turn = core::login_turn(free_places, queued, rank, waiting, setting_login_queue_size, time_left);
             // A waiting login holds a backend slot: it may not wait in one that reservations need.
             if (turn == core::LoginTurn::kWait && !queued && state->reserving_rule_count > 0 &&
                 core::check_reservations(state->rules, state->rule_count, state->slots, state->slot_count,
@@ -234,7 +236,7 @@ void admit_or_refuse(Port* port) {
         LWLockRelease(state->lock);
         wait_for_a_place(wait_until, for_reservations ? &reservation_step_ms : nullptr);
     }
-    // Admitted from the queue: the next waiter may find room too, and looks.
+    // Out of the queue: the next waiter not yet woken looks, in case a place is free for it too.
     if (queued) next_login = leave_login_queue_locked(state, index);
     if (turn != core::LoginTurn::kAdmit) decision.verdict = core::Verdict::kReject;  // others wait before it
     const char* counted_rule = decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name

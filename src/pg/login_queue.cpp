@@ -15,6 +15,7 @@ void join_login_queue_locked(SharedState* state, int index, const core::ActiveKe
     core::LoginWaiter& waiter = state->login_waiters[index];
     if (waiter.waiting) return;
     waiter.waiting = true;
+    waiter.woken = false;
     waiter.ticket = ++state->login_tickets;
     waiter.since_us = now;
     waiter.group = group;
@@ -23,8 +24,10 @@ void join_login_queue_locked(SharedState* state, int index, const core::ActiveKe
 
 Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group) {
     if (state->login_waiting == 0) return nullptr;
-    const int head = core::login_queue_head(state->login_waiters, state->slot_count, group);
-    return head == core::kNoWaiter ? nullptr : &GetPGProcByNumber(head)->procLatch;
+    const int next = core::login_queue_next_to_wake(state->login_waiters, state->slot_count, group);
+    if (next == core::kNoWaiter) return nullptr;  // every waiter is already about to look
+    state->login_waiters[next].woken = true;
+    return &GetPGProcByNumber(next)->procLatch;
 }
 
 Latch* leave_login_queue_locked(SharedState* state, int index) {

@@ -16,14 +16,16 @@ core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core:
 void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now);
 
 // Backend `index` leaves the queue (admitted, refused, or ended), if it was in it. Returns the
-// latch of its group's new head, for the caller to set: a place it leaves behind is that one's.
+// latch of the next waiter of its group to wake, for the caller to set: a place it leaves
+// behind (or another free one) is that one's.
 Latch* leave_login_queue_locked(SharedState* state, int index);
 
-// The latch of the head of the queue of the group `place` counts in (nullptr when none
-// waits): set it once `place` has been given back or has moved away.
+// The latch of the next waiter to wake in the line of the group `place` counts in (nullptr
+// when none): set it once `place` has been given back or has moved away.
 Latch* login_queue_head_for_locked(SharedState* state, const core::SessionSlot& place);
 
-// The latch of the head of `group`'s queue, nullptr when none waits.
+// The latch of the first waiter in `group`'s line that no one has woken yet (marked woken now),
+// nullptr when none: one place given back, one more waiter wakes to look.
 Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group);
 
 }  // namespace connguard::pg

@@ -19,7 +19,7 @@ std::uint32_t fnv1a(const void* data, std::size_t size) noexcept {
 
 void copy_name(char* out, std::size_t size, std::string_view value) noexcept {
     const std::size_t length = std::min(value.size(), size - 1);
-    std::memcpy(out, value.data(), length);
+    if (length > 0) std::memcpy(out, value.data(), length);  // an empty view may have no data at all
 }
 
 bool empty(const ActiveGroup& group) noexcept { return group.running == 0 && group.waiting == 0; }

@@ -129,7 +129,7 @@ void release_place(int, Datum) {
     const core::SessionSlot& slot = state->slots[index];
     Latch* next_login = leave_login_queue_locked(state, index);  // it ended while it waited
     if (slot.in_use && slot.pid == MyProcPid) {
-        next_login = login_queue_head_for_locked(state, slot);  // its place: one more waiter looks
+        next_login = wake_next_login_for_locked(state, slot);  // its place: one more waiter looks
         wake = leave_group_news_locked(state, core::GroupNewsKind::kLogout, core::EventReason::kNone,
                                        GetCurrentTimestamp() - MyStartTimestamp, slot.database, slot.role,
                                        slot.application);

@@ -22,7 +22,7 @@ void join_login_queue_locked(SharedState* state, int index, const core::ActiveKe
     ++state->login_waiting;
 }
 
-Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group) {
+Latch* wake_next_login_locked(SharedState* state, const core::ActiveKey& group) {
     if (state->login_waiting == 0) return nullptr;
     const int next = core::login_queue_next_to_wake(state->login_waiters, state->slot_count, group);
     if (next == core::kNoWaiter) return nullptr;  // every waiter is already about to look
@@ -35,13 +35,13 @@ Latch* leave_login_queue_locked(SharedState* state, int index) {
     if (!waiter.waiting) return nullptr;
     waiter.waiting = false;
     --state->login_waiting;
-    return login_queue_head_latch_locked(state, waiter.group);
+    return wake_next_login_locked(state, waiter.group);
 }
 
-Latch* login_queue_head_for_locked(SharedState* state, const core::SessionSlot& place) {
+Latch* wake_next_login_for_locked(SharedState* state, const core::SessionSlot& place) {
     if (state->login_waiting == 0 || !place.counted) return nullptr;
     const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, place.rule_name);
-    return login_queue_head_latch_locked(
+    return wake_next_login_locked(
         state, login_group(place.rule_name, core::group_cap_per(rule), core::key_of(place, place.application)));
 }
 

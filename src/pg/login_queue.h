@@ -22,10 +22,10 @@ Latch* leave_login_queue_locked(SharedState* state, int index);
 
 // The latch of the next waiter to wake in the line of the group `place` counts in (nullptr
 // when none): set it once `place` has been given back or has moved away.
-Latch* login_queue_head_for_locked(SharedState* state, const core::SessionSlot& place);
+Latch* wake_next_login_for_locked(SharedState* state, const core::SessionSlot& place);
 
 // The latch of the first waiter in `group`'s line that no one has woken yet (marked woken now),
 // nullptr when none: one place given back, one more waiter wakes to look.
-Latch* login_queue_head_latch_locked(SharedState* state, const core::ActiveKey& group);
+Latch* wake_next_login_locked(SharedState* state, const core::ActiveKey& group);
 
 }  // namespace connguard::pg

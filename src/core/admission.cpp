@@ -14,7 +14,7 @@ bool name_equals(const char* stored, std::string_view value) noexcept {
 
 void copy_clipped(char* target, std::size_t size, std::string_view value) noexcept {
     const std::size_t n = std::min(value.size(), size - 1);
-    std::memcpy(target, value.data(), n);
+    if (n > 0) std::memcpy(target, value.data(), n);  // an empty view may have no data at all
     target[n] = '\0';
 }
 

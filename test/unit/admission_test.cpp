@@ -243,6 +243,19 @@ TEST(Admission, LongNamesAreComparedClippedLikeTheSlotStoresThem) {
     EXPECT_EQ(s.login(session(long_b.c_str())).verdict, Verdict::kReject) << "pg_stat_activity shows both the same";
 }
 
+// A key whose names were never set (views without data) fills a slot with empty names; under
+// UBSan (the 18-assert target) a copy from their null data would be reported.
+TEST(Admission, AKeyWithoutNamesFillsEmptyNames) {
+    SessionSlot slot{};
+    SlotTags tags{};
+    fill_slot(&slot, &tags, SessionKey{}, "", true, 1);
+    EXPECT_STREQ(slot.database, "");
+    EXPECT_STREQ(slot.role, "");
+    EXPECT_STREQ(slot.application, "");
+    EXPECT_STREQ(slot.rule_name, "");
+    EXPECT_TRUE(slot.in_use);
+}
+
 TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
     SessionSlot slot{};
     const SessionKey key = session("x");

@@ -12,7 +12,9 @@ use IO::Select;
 use POSIX qw(sysconf _SC_CLK_TCK);
 use FindBin;
 use lib "$FindBin::Bin/../test/perl";
+use lib $FindBin::Bin;
 use ConnguardLogin;
+use BenchPair;
 
 # PostgreSQL::Test::Utils sets PGAPPNAME to this script's name for every client it starts;
 # without it pgbench names its sessions "pgbench", as it does outside the test framework,
@@ -23,31 +25,14 @@ delete $ENV{PGAPPNAME};
 system('prlimit', "--pid=$$", '--nofile=' . ($ENV{BENCH_MAX_FILES} // 16000) . ':') == 0
   or warn "prlimit failed: rows 7a-7d may run out of open files\n";
 
-my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run (rows 1 and 2: half of it counted, see both_at_once)
+my $seconds = $ENV{BENCH_SECONDS} // 8;   # per pgbench run (rows 1 and 2: half of it counted, see both_sides)
 my $rounds = $ENV{BENCH_ROUNDS} // 6;     # rounds: 6x this for logins, 8x for queries, 1x for PgBouncer and views
 my @rows;
 
-sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
-sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int($p / 100 * $#s + 0.5) ]; }
-
 sub node {
     my ($name, $preload) = @_;
-    my $node = PostgreSQL::Test::Cluster->new($name);
-    $node->init;
-    # The test framework logs every statement (log_statement = all): a benchmark must not.
-    $node->append_conf('postgresql.conf', qq{
-max_connections = 600
-shared_buffers = 128MB
-log_min_messages = warning
-log_statement = none
-listen_addresses = '127.0.0.1'
-shared_preload_libraries = } . ($preload ? "'pg_connguard'" : "''") . "\n");
-    $node->start;
-    $node->command_ok(['pgbench', '-i', '-q', '-s', '5', '-h', $node->host, '-p', $node->port, 'postgres'], "pgbench -i on $name");
-    $node->safe_psql('postgres', 'CREATE ROLE app LOGIN; CREATE ROLE stormer LOGIN CONNECTION LIMIT 10');
-    # pgbench logs in as app in rows 1 and 2: a superuser would be exempt from every cap,
-    # and its login would skip the count that every other login pays for.
-    $node->safe_psql('postgres', 'GRANT SELECT ON pgbench_accounts, pgbench_branches TO app');
+    my $node = bench_cluster($name, $preload, 600);
+    $node->safe_psql('postgres', 'CREATE ROLE stormer LOGIN CONNECTION LIMIT 10');
     return $node;
 }
 
@@ -74,8 +59,9 @@ my %held;
 my $held_count = 300;
 my $held_name = sub { 'pgbench-idle-' . ($_[0] % 50) };
 sub hold_sessions {
-    for my $side (['with', $with], ['without', $without]) {
-        my ($name, $node) = @$side;
+    my @order = @_ ? @_ : ($with, $without);  # the order the clusters started in
+    for my $node (@order) {
+        my $name = $node == $with ? 'with' : 'without';
         $held{$name} = [];
         for (my $i = 0; $i < $held_count; $i += 100) {
             my @started = map { start_login($node, user => 'app', database => 'postgres', application_name => $held_name->($_)) }
@@ -89,33 +75,26 @@ sub hold_sessions {
 hold_sessions();
 settle();
 
-# Moves the library to the other cluster: both restart, the one that gains it loads its
-# rules, and each gets its 300 other sessions again. Two clusters never run at exactly
-# the same speed on a shared machine (where their memory lies, for one); a ratio taken
-# in blocks, the library on each cluster in turn, cancels that out.
+# Moves the library to the other cluster: both stop, then start in an order that does not
+# follow where the library is (`$start_first` flips at each swap, the library every swap
+# too, so the library's cluster starts first in half the blocks), the one that gains it
+# loads its rules, and each gets its 300 other sessions again. Two clusters never run at
+# exactly the same speed on a shared machine (where their memory lies, for one); a ratio
+# taken in blocks, the library on each cluster in turn, cancels that out. (Restarting the
+# cluster that lost the library first and the one that gained it last, as this did before,
+# made the library's side the faster by 4-6 % in logins: bench/login.pl, issue 31.)
+my $swaps = 0;
 sub swap_library {
     close $_->{socket} for map { @$_ } values %held;
+    $_->stop for $with, $without;
     $with->adjust_conf('postgresql.conf', 'shared_preload_libraries', "''");
     $without->adjust_conf('postgresql.conf', 'shared_preload_libraries', "'pg_connguard'");
-    $_->restart for $with, $without;
     ($with, $without) = ($without, $with);
+    my @order = int($swaps++ / 2) % 2 ? ($with, $without) : ($without, $with);
+    $_->start for @order;
     $with->safe_psql('postgres', 'SELECT connguard.reload_rules()');
-    hold_sessions();
+    hold_sessions(@order);
     settle();
-}
-
-# Waits (up to a minute) until the machine has been at least 90% idle over 2 seconds.
-# After hundreds of processes come and go, this VM's kernel keeps busy for a while
-# (kdamond, its memory monitor, shows up at 20-30% of a core): measured before it is
-# done, rows 3 and 4 drift by tens of milliseconds, for pg_connguard and core alike.
-sub settle {
-    my $ticks = sub { my @f = split ' ', (split /\n/, slurp_file('/proc/stat'))[0]; shift @f; my $t = 0; $t += $_ for @f; return ($f[3] + $f[4], $t); };
-    for (1 .. 30) {
-        my ($idle0, $total0) = $ticks->();
-        sleep(2);
-        my ($idle1, $total1) = $ticks->();
-        return if $total1 > $total0 && ($idle1 - $idle0) / ($total1 - $total0) >= 0.9;
-    }
 }
 
 sub pgbench_tps {
@@ -125,38 +104,10 @@ sub pgbench_tps {
     return $tps;
 }
 
-# CPU seconds used by the server's processes that have ended so far: the postmaster's
-# cutime + cstime, which add up every backend it has reaped.
-sub ended_processes_cpu {
-    my ($node) = @_;
-    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-    my @f = split ' ', slurp_file("/proc/$pid/stat");
-    return ($f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
-}
-
-# One pgbench on each server, started together and reporting every second (-P 1). Only
-# the seconds in which both were surely running count: each run's first second and its
-# last are left out. Returns each side's TPS over those seconds and its transactions in all.
+# One pgbench on each server, started together (BenchPair::both_at_once): seconds 2 ..
+# $counted_seconds + 1 count. Returns each side's [TPS over those seconds, transactions in all].
 my $counted_seconds = int($seconds / 2) || 1;
-sub both_at_once {
-    my ($first, $second, @args) = @_;
-    my @runs = map {
-        my %run = (out => '', err => '');
-        $run{handle} = IPC::Run::start(['pgbench', '-n', '-T', $counted_seconds + 2, '-P', '1', '-h', $_->host, '-p', $_->port, @args, 'postgres'],
-            '>', \$run{out}, '2>', \$run{err});
-        \%run;
-    } $first, $second;
-    return map {
-        $_->{handle}->finish or die "pgbench failed: $_->{err}";
-        my @per_second = $_->{err} =~ /^progress: [0-9.]+ s, ([0-9.]+) tps/mg;
-        die "pgbench reported only " . @per_second . " seconds: $_->{err}" if @per_second < $counted_seconds + 1;
-        my @counted = @per_second[1 .. $counted_seconds];
-        my $sum = 0;
-        $sum += $_ for @counted;
-        my ($transactions) = $_->{out} =~ /number of transactions actually processed: (\d+)/;
-        [$sum / @counted, $transactions];
-    } @runs;
-}
+sub both_sides { my ($first, $second, @args) = @_; return both_at_once([ $first, $second ], $counted_seconds, @args); }
 
 # The "how" of a row measured with both_at_once.
 sub at_once_command {
@@ -174,13 +125,13 @@ sub at_once_command {
 sub side_by_side {
     my ($round_count, @args) = @_;
     my %r = (a => [], b => [], ta => 0, tb => 0);
-    both_at_once($with, $without, @args);  # warm-up, not counted
+    both_sides($with, $without, @args);  # warm-up, not counted
     sleep(1);
     my ($cpu_a, $cpu_b) = (ended_processes_cpu($with), ended_processes_cpu($without));
     for my $round (1 .. $round_count) {
         my @order = (['a', $with], ['b', $without]);
         @order = reverse @order unless $round % 2;
-        my @results = both_at_once((map { $_->[1] } @order), @args);
+        my @results = both_sides((map { $_->[1] } @order), @args);
         for my $i (0, 1) {
             my $side = $order[$i][0];
             push @{ $r{$side} }, $results[$i][0];

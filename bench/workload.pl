@@ -11,36 +11,22 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use FindBin;
 use lib "$FindBin::Bin/../test/perl";
+use lib $FindBin::Bin;
 use ConnguardLogin;
 use Pgbouncer;
+use BenchPair;
 
 delete $ENV{PGAPPNAME};  # pgbench then names its sessions "pgbench"
 my $rounds = $ENV{BENCH_ROUNDS} // 6;      # per block of a query-path comparison
 my $window = $ENV{BENCH_SECONDS} // 8;     # seconds of each noisy-neighbour run
 my @rows;
 
-sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
-sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int($p / 100 * $#s + 0.5) ]; }
-
 # Two clusters, both with the library and the same 100 rules (99 that a pgbench session
 # is tried against and does not match, then its own); the comparisons change one rule.
 sub node {
     my ($name) = @_;
-    my $node = PostgreSQL::Test::Cluster->new($name);
-    $node->init;
-    $node->append_conf('postgresql.conf', qq{
-max_connections = 200
-shared_buffers = 128MB
-log_min_messages = warning
-log_statement = none
-listen_addresses = '127.0.0.1'
-shared_preload_libraries = 'pg_connguard'
-});
-    $node->start;
-    $node->command_ok(['pgbench', '-i', '-q', '-s', '5', '-h', $node->host, '-p', $node->port, 'postgres'], "pgbench -i on $name");
+    my $node = bench_cluster($name, 1, 200);
     $node->safe_psql('postgres', q{
-CREATE ROLE app LOGIN;
-GRANT SELECT ON pgbench_accounts, pgbench_branches TO app;
 CREATE EXTENSION pg_connguard;
 INSERT INTO connguard.rules (rule_name, priority, application_name, max_connections, cap_per, idle_timeout)
 SELECT 'svc-' || i, i, 'svc-' || i || '-*', 50, 'application', '10 min' FROM generate_series(1, 99) i;
@@ -68,22 +54,7 @@ sub apply {
 
 # pgbench on both clusters at once (-P 1); seconds 2-5 counted. Returns each side's TPS.
 my @query_args = ('-U', 'app', '-S', '-c', '8', '-j', '2');
-sub both_at_once {
-    my @runs = map {
-        my %run = (out => '', err => '');
-        $run{handle} = IPC::Run::start(['pgbench', '-n', '-T', 6, '-P', '1', '-h', $_->host, '-p', $_->port, @query_args,
-                                        'postgres'], '>', \$run{out}, '2>', \$run{err});
-        \%run;
-    } @_;
-    return map {
-        $_->{handle}->finish or die "pgbench failed: $_->{err}";
-        my @per_second = $_->{err} =~ /^progress: [0-9.]+ s, ([0-9.]+) tps/mg;
-        die 'pgbench reported too few seconds' if @per_second < 5;
-        my $sum = 0;
-        $sum += $_ for @per_second[1 .. 4];
-        $sum / 4;
-    } @runs;
-}
+sub both_tps { return map { $_->[0] } both_at_once([@_], 4, @query_args); }
 
 # `tested` against `none`, in two blocks (the tested setup on each cluster in turn), rounds
 # started in alternating order; the median of the per-round ratios tested / none.
@@ -94,10 +65,10 @@ sub compare {
         my ($t, $n) = $block == 0 ? @nodes : reverse @nodes;
         apply($t, $tested);
         apply($n, 'none');
-        both_at_once($t, $n);  # warm-up
+        both_tps($t, $n);  # warm-up
         my @block;
         for my $round (1 .. $rounds) {
-            my ($a, $b) = $round % 2 ? both_at_once($t, $n) : reverse both_at_once($n, $t);
+            my ($a, $b) = $round % 2 ? both_tps($t, $n) : reverse both_tps($n, $t);
             push @tps_tested, $a;
             push @tps_none, $b;
             push @block, $a / $b;

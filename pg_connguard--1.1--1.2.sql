@@ -83,7 +83,7 @@ CREATE FUNCTION connguard._rule_stats(
     OUT terminated_transaction_time bigint, OUT cancelled_transaction_time bigint,
     OUT active_waits bigint, OUT active_wait_timeouts bigint, OUT active_wait_deadlocks bigint,
     OUT active_wait_time interval, OUT active_wait_histogram bigint[],
-    OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_refused bigint, OUT login_queue_full bigint,
+    OUT logins_waiting integer, OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_refused bigint, OUT login_queue_full bigint,
     OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;

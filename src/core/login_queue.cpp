@@ -2,15 +2,6 @@
 
 namespace connguard::core {
 
-int login_queue_head(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept {
-    int head = kNoWaiter;
-    for (int i = 0; i < count; ++i) {
-        if (!waiters[i].waiting || !same_active_key(waiters[i].group, group)) continue;
-        if (head == kNoWaiter || waiters[i].ticket < waiters[head].ticket) head = i;
-    }
-    return head;
-}
-
 int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept {
     int length = 0;
     for (int i = 0; i < count; ++i) length += waiters[i].waiting && same_active_key(waiters[i].group, group) ? 1 : 0;

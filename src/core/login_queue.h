@@ -1,7 +1,7 @@
 // The login queue: logins that find their cap group full wait for a place (up to
 // connguard.login_wait) in FIFO order per group, and are woken by the session that gives a
-// place back, not by polling. Each waiter draws a ticket from one counter; the head of a
-// group's queue is its waiter with the lowest ticket. How many logins of a group may wait is
+// place back, not by polling. Each waiter draws a ticket from one counter; a waiter's rank
+// in its group's line is how many waiters of the group hold lower tickets. How many logins of a group may wait is
 // bounded (connguard.login_queue_size): beyond it a login is refused at once, so a client
 // retrying at its cap cannot tie up backend slots. Plain arrays in shared memory, under the
 // slot table's lock.
@@ -21,13 +21,11 @@ struct LoginWaiter {
     std::uint64_t ticket;  // its place in line: lower came first
     std::int64_t since_us;  // when it began to wait, for the views
     ActiveKey group;        // the cap group it waits for (core::group_key as bytes)
+    char rule_name[kMaxRuleNameBytes + 1];  // the rule it is counted under ("" for the defaults), for the views
 };
 static_assert(std::is_trivially_copyable_v<LoginWaiter>);
 
 constexpr int kNoWaiter = -1;
-
-// The head of `group`'s queue among waiters[0 .. count), kNoWaiter when none waits.
-int login_queue_head(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;
 
 // How many logins wait for `group`.
 int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;

@@ -169,6 +169,10 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_active_wait_seconds_sum", r.active_wait_seconds, {{"rule", r.rule_name}});
         w.sample("connguard_rule_active_wait_seconds_count", static_cast<double>(r.active_waits), {{"rule", r.rule_name}});
     }
+    w.family("connguard_rule_logins_waiting", "gauge", "Logins waiting in the login queue under each rule now.");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        w.sample("connguard_rule_logins_waiting", rules[i].logins_waiting, {{"rule", rules[i].rule_name}});
+    }
     w.family("connguard_rule_login_queue_total", "counter",
              "Logins that found their group full and waited for a place (outcome admitted or refused), or were refused at "
              "once because connguard.login_queue_size logins already waited (outcome queue_full).");

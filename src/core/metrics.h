@@ -70,6 +70,7 @@ struct RuleMetrics {
     std::uint64_t active_wait_deadlocks;
     double active_wait_seconds;
     std::uint64_t active_wait_buckets[kActiveWaitBuckets];  // as RuleCounters' (not cumulative)
+    std::int32_t logins_waiting;        // logins waiting in the login queue now
     std::uint64_t login_wait_admitted;  // logins admitted after waiting in the login queue
     std::uint64_t login_wait_refused;   // refused when their wait was over
     std::uint64_t login_queue_full;     // refused at once: connguard.login_queue_size already waited

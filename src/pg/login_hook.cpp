@@ -103,9 +103,9 @@ double cpu_seconds() {
 // log in before the old backend has given its place back. A login that would be refused
 // waits for such a place up to connguard.login_wait in its group's queue (login_queue.h),
 // in FIFO order, at most connguard.login_queue_size of a group at once, and is woken by the
-// session that gives the place back. A place freed otherwise (a rename, a rule change) is
-// found within a second. One refused for reservations has no group to queue in: it looks
-// again after 5 ms, then 10, 20, 40 and every 50 ms.
+// session that gives the place back; a rename or a rule change wakes every waiter, and each
+// looks once a second besides, in case a wake-up was missed. One refused for reservations
+// has no group to queue in: it looks again after 5 ms, then 10, 20, 40 and every 50 ms.
 void wait_for_a_place(TimestampTz until, long* reservation_step_ms) {
     const TimestampTz now = GetCurrentTimestamp();
     long timeout_ms = until > now ? static_cast<long>((until - now + 999) / 1000) : 0;
@@ -209,9 +209,9 @@ void admit_or_refuse(Port* port) {
         } else if (for_reservations) {
             turn = time_left ? core::LoginTurn::kWait : core::LoginTurn::kRefuse;
         } else {
-            const core::ActiveKey group = login_group(
-                decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "",
-                decision.cap_per, session);
+            const char* group_rule =
+                decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
+            const core::ActiveKey group = login_group(group_rule, decision.cap_per, session);
             waiting = core::login_queue_length(state->login_waiters, state->slot_count, group);
             if (queued) state->login_waiters[index].woken = false;  // it looks now
             const int rank = queued ? core::login_queue_rank(state->login_waiters, state->slot_count, group, index) : 0;
@@ -228,7 +228,7 @@ void admit_or_refuse(Port* port) {
                 turn = core::LoginTurn::kRefuse;
             }
             if (turn == core::LoginTurn::kWait && !queued) {
-                join_login_queue_locked(state, index, group, now);
+                join_login_queue_locked(state, index, group, group_rule, now);
                 queued = true;
             }
         }

@@ -11,7 +11,8 @@ core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core:
     return core::active_key(core::group_key(rule_name, per, session));
 }
 
-void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now) {
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, const char* rule_name,
+                             TimestampTz now) {
     core::LoginWaiter& waiter = state->login_waiters[index];
     if (waiter.waiting) return;
     waiter.waiting = true;
@@ -19,6 +20,7 @@ void join_login_queue_locked(SharedState* state, int index, const core::ActiveKe
     waiter.ticket = ++state->login_tickets;
     waiter.since_us = now;
     waiter.group = group;
+    strlcpy(waiter.rule_name, rule_name, sizeof waiter.rule_name);
     ++state->login_waiting;
 }
 
@@ -28,6 +30,16 @@ Latch* wake_next_login_locked(SharedState* state, const core::ActiveKey& group) 
     if (next == core::kNoWaiter) return nullptr;  // every waiter is already about to look
     state->login_waiters[next].woken = true;
     return &GetPGProcByNumber(next)->procLatch;
+}
+
+void wake_waiting_logins_locked(SharedState* state) {
+    if (state->login_waiting == 0) return;
+    for (int i = 0; i < state->slot_count; ++i) {
+        core::LoginWaiter& waiter = state->login_waiters[i];
+        if (!waiter.waiting || waiter.woken) continue;
+        waiter.woken = true;
+        SetLatch(&GetPGProcByNumber(i)->procLatch);
+    }
 }
 
 Latch* leave_login_queue_locked(SharedState* state, int index) {

@@ -171,6 +171,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.active_wait_deadlocks = row.integer("active_wait_deadlocks");
         r.active_wait_seconds = row.real("active_wait_seconds");
         r.would_wait = row.integer("would_wait");
+        r.logins_waiting = static_cast<std::int32_t>(row.integer("logins_waiting"));
         r.login_wait_admitted = row.integer("login_wait_admitted");
         r.login_wait_refused = row.integer("login_wait_refused");
         r.login_queue_full = row.integer("login_queue_full");

@@ -2,6 +2,7 @@
 
 #include "pg/group_figures.h"
 #include "pg/group_membership.h"
+#include "pg/login_queue.h"
 #include "pg/rule_timeouts.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
@@ -137,12 +138,15 @@ void kept_places_of(SharedState* state, int index, core::SessionSlot* out[core::
 }
 
 void release_kept_places_locked(SharedState* state, int index, int pid) {
+    bool released = false;
     for (int k = 0; k < core::kKeptPlaces; ++k) {
         const int at = kept_place_index(state, index, k);
         if (!state->slots[at].in_use || state->slots[at].pid != pid) continue;
         core::release_slot(&state->slots[at], &state->slot_tags[at]);
         --state->kept_count;
+        released = true;
     }
+    if (released) wake_waiting_logins_locked(state);  // a login may wait for one of these places
 }
 
 void shadow_kept_places_locked(SharedState* state, int index) {

@@ -30,7 +30,8 @@ int restorable_application_names(std::string_view* out, int max);
 // The places backend `index` keeps (core::kKeptPlaces of them, in use or not).
 void kept_places_of(SharedState* state, int index, core::SessionSlot* out[core::kKeptPlaces]);
 
-// Gives back every place backend `index` (process `pid`) keeps. Caller holds the lock exclusively.
+// Gives back every place backend `index` (process `pid`) keeps, and wakes the logins waiting
+// for a place if it gave any back. Caller holds the lock exclusively.
 void release_kept_places_locked(SharedState* state, int index, int pid);
 
 // After the session's own place moved: its kept places in the same group count nowhere, the

@@ -20,6 +20,15 @@ using namespace connguard::pg;
 
 namespace {
 
+// Logins waiting in the login queue under `slot_rule` ("" for the defaults).
+std::int32_t logins_waiting_under(const core::LoginWaiter* waiters, int count, const char* slot_rule) {
+    std::int32_t waiting = 0;
+    for (int i = 0; i < count; ++i) {
+        if (waiters[i].waiting && strcmp(waiters[i].rule_name, slot_rule) == 0) ++waiting;
+    }
+    return waiting;
+}
+
 // Counted sessions holding a place under `slot_rule` ("" for the defaults).
 std::int32_t sessions_under(const core::SessionSlot* slots, int slot_count, const char* slot_rule) {
     std::int32_t sessions = 0;
@@ -41,6 +50,7 @@ struct CountersCopy {
     int slot_count;
     core::RuleCounters* counters;
     int counter_count;
+    core::LoginWaiter* waiters;  // [slot_count]
 };
 
 CountersCopy copy_counters(SharedState* state) {
@@ -48,6 +58,7 @@ CountersCopy copy_counters(SharedState* state) {
     copy.rules = static_cast<core::CompiledRule*>(palloc(sizeof(core::CompiledRule) * state->rule_capacity));
     copy.slots = static_cast<core::SessionSlot*>(palloc(sizeof(core::SessionSlot) * state->slot_count));
     copy.counters = static_cast<core::RuleCounters*>(palloc(sizeof(core::RuleCounters) * state->counter_capacity));
+    copy.waiters = static_cast<core::LoginWaiter*>(palloc(sizeof(core::LoginWaiter) * state->slot_count));
     LWLockAcquire(state->lock, LW_SHARED);
     copy.rule_count = state->rule_count;
     copy.slot_count = state->slot_count;
@@ -55,6 +66,7 @@ CountersCopy copy_counters(SharedState* state) {
     memcpy(static_cast<void*>(copy.rules), state->rules, sizeof(core::CompiledRule) * copy.rule_count);
     memcpy(static_cast<void*>(copy.slots), state->slots, sizeof(core::SessionSlot) * copy.slot_count);
     memcpy(static_cast<void*>(copy.counters), state->counters, sizeof(core::RuleCounters) * copy.counter_count);
+    memcpy(static_cast<void*>(copy.waiters), state->login_waiters, sizeof(core::LoginWaiter) * copy.slot_count);
     LWLockRelease(state->lock);
     return copy;
 }
@@ -90,6 +102,7 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     Datum buckets[core::kActiveWaitBuckets];
     for (std::size_t b = 0; b < core::kActiveWaitBuckets; ++b) buckets[b] = Int64GetDatum(static_cast<int64>(c->active_wait_buckets[b]));
     row->put(PointerGetDatum(construct_array(buckets, core::kActiveWaitBuckets, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)));
+    row->put(Int32GetDatum(logins_waiting_under(copy.waiters, copy.slot_count, default_row ? "" : name)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_waits)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_wait_admitted)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_wait_refused)));

@@ -1,6 +1,7 @@
 #include "pg/shared_state.h"
 
 #include "pg/activity.h"
+#include "pg/login_queue.h"
 #include "pg/rule_file.h"
 #include "pg/settings.h"
 
@@ -65,6 +66,15 @@ Layout shared_layout() {
     layout.total = offset;
     return layout;
 }
+
+}  // namespace
+
+void note_placement_changed_locked(SharedState* state) {
+    pg_atomic_add_fetch_u64(&state->placement_version, 1);
+    wake_waiting_logins_locked(state);
+}
+
+namespace {
 
 // Makes rules[0 .. count) the rule set in force (a new version). Caller holds the lock
 // exclusively, or is the postmaster initialising the block.

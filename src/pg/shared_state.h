@@ -190,10 +190,9 @@ inline core::ActiveTable active_table(const SharedState* state) {
 }
 
 // A session's rule or group changed, or the rule set did: sessions look up their max_active
-// again at their next transaction. Caller holds `lock` exclusively.
-inline void note_placement_changed_locked(SharedState* state) {
-    pg_atomic_add_fetch_u64(&state->placement_version, 1);
-}
+// again at their next transaction, and logins waiting for a place look again at once (a place
+// may have come free in their group). Caller holds `lock` exclusively.
+void note_placement_changed_locked(SharedState* state);
 
 // How many slots a count of a group reads: the sessions' own, and the kept places behind
 // them while any is in use. Caller holds the lock.

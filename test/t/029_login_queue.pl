@@ -1,7 +1,8 @@
 # The login queue (connguard.login_wait, connguard.login_queue_size): logins that find their
 # group full wait in FIFO order, at most login_queue_size of a group at once (beyond it one is
 # refused at once), and are woken by the session that gives the place back, whether it ends
-# normally, is terminated, or is killed (a crash restart ends the queue with everything else).
+# normally, is terminated, or is killed (a crash restart ends the queue with everything else),
+# or renames itself away, and by a rule change that raises the cap.
 # Counted in rule_stats and metrics(); monitor mode never waits.
 use strict;
 use warnings;
@@ -45,6 +46,8 @@ for (1 .. 3) {
     sleep 0.15;    # each is in line before the next comes
 }
 ok(!grep({ answered($_) } @line), 'three logins wait behind the holder');
+is(rule_stat('logins_waiting'), '3', 'rule_stats shows the 3 waiting now');
+like(value('SELECT connguard.metrics()'), qr/^connguard_rule_logins_waiting\{rule="one"\} 3$/m, 'and metrics() too');
 my $started = time;
 my $fourth = login($node, user => 'app', database => 'postgres', application_name => 'one');
 my $took = time - $started;
@@ -65,6 +68,7 @@ for my $turn (0 .. 2) {
     is(holders(), $in->{pid}, 'and only it holds the place');
     $holder = $in;
 }
+is(rule_stat('logins_waiting'), '0', 'and none once they are in');
 is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rule_stat('login_queue_full'), '3/3/1',
    'rule_stats: 3 waited, 3 admitted after waiting, 1 refused with the queue full');
 
@@ -102,12 +106,42 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
     close $_->{socket} for $first, $second;
 }
 
-# 5. A crash restart with logins waiting: the queue goes with every backend, and the server
-# admits and queues again afterwards.
+# 5. A place freed with nobody leaving wakes the waiters too: a raised cap, and a session that
+# renames itself out of the group. Each is done 0.15 s after the waiter began to wait, so the
+# look it takes once a second on its own would come about 0.85 s later.
 {
     $node->append_conf('postgresql.conf', "connguard.login_wait = 8s\n");
     $node->reload;
     $node->poll_query_until('postgres', q{SELECT current_setting('connguard.login_wait') = '8s'});
+    my $waiter = start_one();
+    sleep 0.15;
+    ok(!answered($waiter), 'a login waits behind the holder');
+    $started = time;
+    value(q{UPDATE connguard.rules SET max_connections = 2 WHERE rule_name = 'one'});
+    my $in = finish_login($waiter);
+    my $after = time - $started;
+    ok($in->{admitted}, 'the cap raised to 2: the waiting login is admitted');
+    cmp_ok($after, '<', 0.6, sprintf('woken by the rule change (%.3f s)', $after));
+
+    $waiter = start_one();
+    sleep 0.15;
+    ok(!answered($waiter), 'with 2 of 2 in use the next login waits');
+    $started = time;
+    is(simple_query($in, q{SET application_name = 'elsewhere'}), undef, 'a session of the group renames itself away');
+    my $next = finish_login($waiter);
+    $after = time - $started;
+    ok($next->{admitted}, 'the waiting login takes the place it left');
+    cmp_ok($after, '<', 0.6, sprintf('woken by the rename (%.3f s)', $after));
+
+    close $_->{socket} for $in, $next;
+    value(q{UPDATE connguard.rules SET max_connections = 1 WHERE rule_name = 'one'});
+    $node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM connguard.sessions WHERE rule_name = 'one'});
+    is(holders(), $holder->{pid}, 'back to the holder alone under a cap of 1');
+}
+
+# 6. A crash restart with logins waiting: the queue goes with every backend, and the server
+# admits and queues again afterwards.
+{
     my @waiting = map { start_one() } 1 .. 2;
     sleep 0.3;
     kill 'KILL', $holder->{pid};
@@ -122,7 +156,7 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
     ok(finish_login($waiter)->{admitted}, 'until the place is given back');
 }
 
-# 6. Waiting logins hold backend slots: they never wait in slots a reservation needs. 9 usable
+# 7. Waiting logins hold backend slots: they never wait in slots a reservation needs. 9 usable
 # slots, 3 reserved for "critical": with 5 in use a first login of the full group "one" may
 # wait (4 free less itself leaves the 3 reserved), a second is refused at once; the reserved
 # logins all get in meanwhile.

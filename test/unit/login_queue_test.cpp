@@ -21,29 +21,28 @@ ActiveKey group_of(const char* application) {
 
 }  // namespace
 
-TEST(LoginQueue, TheHeadIsTheLowestTicketOfItsOwnGroup) {
+TEST(LoginQueue, RankIsByTicketWithinItsOwnGroup) {
     std::vector<LoginWaiter> waiters(6, LoginWaiter{});
     const auto wait = [&](int i, std::uint64_t ticket, const char* application) {
-        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application)};
+        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application), "r"};
     };
-    EXPECT_EQ(login_queue_head(waiters.data(), 6, group_of("web")), kNoWaiter);
+    EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("web")), 0);
     wait(4, 7, "web");
     wait(1, 9, "web");
     wait(2, 3, "jobs");
-    EXPECT_EQ(login_queue_head(waiters.data(), 6, group_of("web")), 4) << "slot order does not matter, tickets do";
-    EXPECT_EQ(login_queue_head(waiters.data(), 6, group_of("jobs")), 2);
     EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("web")), 2);
-    EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 4), 0);
+    EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("jobs")), 1);
+    EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 4), 0) << "slot order does not matter, tickets do";
     EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 1), 1);
     EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("jobs"), 2), 0) << "other groups do not count";
     waiters[4].waiting = false;
-    EXPECT_EQ(login_queue_head(waiters.data(), 6, group_of("web")), 1);
-    EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 1), 0);
+    EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("web")), 1);
+    EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 1), 0) << "the one before it left: it is first";
 }
 
 TEST(LoginQueue, EachPlaceGivenBackWakesOneMoreWaiterInOrder) {
     std::vector<LoginWaiter> waiters(4, LoginWaiter{});
-    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web")};
+    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web"), "r"};
     int first = login_queue_next_to_wake(waiters.data(), 4, group_of("web"));
     EXPECT_EQ(first, 2) << "the lowest ticket";
     waiters[first].woken = true;
@@ -100,7 +99,7 @@ TEST(LoginQueue, RandomArrivalsAreAdmittedInOrderWithinTheBound) {
                         holding[who] = true;
                         ++in_use;
                     } else if (turn == LoginTurn::kWait) {
-                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group};
+                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group, "r"};
                     }
                 }
             }

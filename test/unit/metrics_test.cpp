@@ -75,6 +75,19 @@ TEST(Metrics, RulesWithOddNames) {
     EXPECT_EQ(text.find("connguard_rule_cap{rule=\"(default)\"}"), std::string::npos) << "no cap, no sample";
 }
 
+TEST(Metrics, LoginQueueNowAndItsOutcomes) {
+    RuleMetrics rule{};
+    rule.rule_name = "web";
+    rule.logins_waiting = 2;
+    rule.login_wait_admitted = 7;
+    rule.login_queue_full = 1;
+    const std::string text = render_metrics(server(), &rule, 1, nullptr, 0);
+    EXPECT_NE(text.find("# TYPE connguard_rule_logins_waiting gauge\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("connguard_rule_logins_waiting{rule=\"web\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_queue_total{rule=\"web\",outcome=\"admitted\"} 7\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_queue_total{rule=\"web\",outcome=\"queue_full\"} 1\n"), std::string::npos);
+}
+
 TEST(Metrics, PoolsPerState) {
     PoolMetrics pool{"shop", "app", "web", 2, 3, 1, 0, 1, 2, 4};
     const std::string text = render_metrics(server(), nullptr, 0, &pool, 1);

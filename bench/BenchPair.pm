@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils qw(slurp_file);
 use Time::HiRes qw(sleep);
 
-our @EXPORT = qw(bench_cluster median pct settle both_at_once ended_processes_cpu);
+our @EXPORT = qw(bench_cluster median pct settle both_at_once ended_processes_cpu server_cpu);
 
 # A cluster for a benchmark: quiet logs, max_connections $max_connections, the library
 # preloaded when $preload, pgbench's tables (scale 5), and role app that pgbench logs in as
@@ -99,6 +99,24 @@ sub ended_processes_cpu {
     my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
     my @f = split ' ', slurp_file("/proc/$pid/stat");
     return ($f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
+}
+
+# CPU seconds the server has used so far, but for its live children: the postmaster's own
+# (it forks every backend) and that of every process it has reaped.
+sub server_cpu {
+    my ($node) = @_;
+    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    return ($f[13] + $f[14] + $f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
+}
+
+# CPU seconds the server has used so far, but for its live children: the postmaster's own
+# (it forks every backend) and that of every process it has reaped.
+sub server_cpu {
+    my ($node) = @_;
+    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    return ($f[13] + $f[14] + $f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
 }
 
 1;

@@ -16,10 +16,14 @@
 #    one restarted was faster by 4-6 %, and it was always the one with the library.
 #  - In a block, rounds of one pgbench on each cluster started together (which is started
 #    first alternates), after a warm-up round not counted; seconds 2 .. N+1 of each run count.
-#  - A block's figure is the mean log ratio of its rounds; the estimate is the mean over
-#    blocks with a 95 % t interval over blocks (the spread between restarts is the larger one,
-#    and a per-round interval does not see it). The cluster effect (cluster 1 over cluster 2)
-#    is given beside it.
+#  - The figure is logins per second of server CPU (the postmaster's own, which forks every
+#    backend, and that of every backend it reaped: server_cpu), a over b, per block; the
+#    estimate is the mean of the blocks' log ratios with a 95 % t interval over blocks (the
+#    spread between restarts is the larger one, and a per-round interval does not see it).
+#    The TPS ratio is given beside it: two servers at once on 2 cores do not get equal CPU
+#    shares (the first run of this script: A/A blocks 0.985-1.101 by TPS), so TPS measures
+#    how the scheduler shared the machine as much as what a login costs. The cluster effect
+#    (cluster 1 over cluster 2) is given too.
 # An A/A mode validates the method when its interval lies within 0.99-1.01 and holds 1.
 # Run through bench/run.sh (BENCH_ONLY=login), which builds, installs and runs this as the
 # server user.
@@ -105,7 +109,7 @@ sub has_library {
 # One comparison: returns its figures.
 sub measure {
     my ($mode, $held_count) = @_;
-    my (@block_logs, @cluster_logs, @ratios, %tps, %cpu, %transactions, $checks, $check_seconds);
+    my (@block_logs, @cpu_logs, @cluster_logs, @ratios, %tps, %cpu, %transactions, $checks, $check_seconds);
     for my $block (1 .. $blocks) {
         start_block($block, $mode, $held_count);
         my $a = labelled_a($block);
@@ -113,7 +117,8 @@ sub measure {
         $_->safe_psql('postgres', 'SELECT connguard.reset_stats()') for grep { has_library($_) } @clusters;
         both_at_once([ $node_a, $node_b ], $counted, @login_args);  # warm-up, not counted
         sleep(1);
-        my %cpu_before = (a => ended_processes_cpu($node_a), b => ended_processes_cpu($node_b));
+        my %cpu_before = (a => server_cpu($node_a), b => server_cpu($node_b));
+        my %block_transactions = (a => 0, b => 0);
         my @logs;
         for my $round (1 .. $rounds) {
             my ($ra, $rb) = $round % 2
@@ -123,17 +128,21 @@ sub measure {
             push @ratios, $ra->[0] / $rb->[0];
             push @{ $tps{a} }, $ra->[0];
             push @{ $tps{b} }, $rb->[0];
-            $transactions{a} += $ra->[1];
-            $transactions{b} += $rb->[1];
+            $block_transactions{a} += $ra->[1];
+            $block_transactions{b} += $rb->[1];
         }
         sleep(1);  # the last run's backends are reaped
-        $cpu{a} += ended_processes_cpu($node_a) - $cpu_before{a};
-        $cpu{b} += ended_processes_cpu($node_b) - $cpu_before{b};
+        my %block_cpu = (a => server_cpu($node_a) - $cpu_before{a}, b => server_cpu($node_b) - $cpu_before{b});
+        $cpu{$_} += $block_cpu{$_} for qw(a b);
+        $transactions{$_} += $block_transactions{$_} for qw(a b);
+        # Logins per CPU second, a over b: the CPU of a login on b over that on a.
+        my $cpu_log = log(($block_cpu{b} / $block_transactions{b}) / ($block_cpu{a} / $block_transactions{a}));
+        push @cpu_logs, $cpu_log;
         my $block_log = 0;
         $block_log += $_ for @logs;
         $block_log /= @logs;
         push @block_logs, $block_log;
-        push @cluster_logs, $a == 0 ? $block_log : -$block_log;  # cluster 1 over cluster 2
+        push @cluster_logs, $a == 0 ? $cpu_log : -$cpu_log;  # cluster 1 over cluster 2
         if (has_library($node_a)) {
             my ($n, $us, $admitted) = split /\|/, $node_a->safe_psql('postgres', q{
                 SELECT login_checks, login_check_avg_us, (SELECT admitted FROM connguard.rule_stats WHERE rule_name = 'r100')
@@ -144,12 +153,16 @@ sub measure {
             $checks += $n;
             $check_seconds += $n * $us / 1e6;
         }
-        diag(sprintf('%s, %d held, block %d (a = cluster %d): %.3f', $mode, $held_count, $block, $a + 1, exp($block_log)));
+        diag(sprintf('%s, %d held, block %d (a = cluster %d): by CPU %.3f, by TPS %.3f', $mode, $held_count, $block,
+                     $a + 1, exp($cpu_log), exp($block_log)));
     }
-    my ($mean, $half) = t_interval(@block_logs);
+    my ($mean, $half) = t_interval(@cpu_logs);
+    my ($tps_mean, $tps_half) = t_interval(@block_logs);
     my ($cluster_mean) = t_interval(@cluster_logs);
     return {
-        ratio => exp($mean), low => exp($mean - $half), high => exp($mean + $half), blocks => [ map { exp($_) } @block_logs ],
+        ratio => exp($mean), low => exp($mean - $half), high => exp($mean + $half), blocks => [ map { exp($_) } @cpu_logs ],
+        tps_ratio => exp($tps_mean), tps_low => exp($tps_mean - $tps_half), tps_high => exp($tps_mean + $tps_half),
+        tps_blocks => [ map { exp($_) } @block_logs ],
         cluster => exp($cluster_mean), a => median(@{ $tps{a} }), b => median(@{ $tps{b} }),
         round_low => pct(2.5, @ratios), round_high => pct(97.5, @ratios), rounds => scalar @ratios,
         cpu_a => 1e6 * $cpu{a} / $transactions{a}, cpu_b => 1e6 * $cpu{b} / $transactions{b},
@@ -180,13 +193,15 @@ for my $held_count (@scenarios) {
         my $aa = $mode ne 'ab';
         my $met = $aa ? ($r->{low} >= 0.99 && $r->{high} <= 1.01) : $r->{ratio} >= 0.99;
         push @rows, [
-            "login cost, $label{$mode}: pgbench -C -S TPS, 100 rules, $held_count sessions held in the logins' group",
-            sprintf('%.1f', $r->{a}), sprintf('%.1f', $r->{b}), sprintf('%.3f (95%% %.3f-%.3f)', $r->{ratio}, $r->{low}, $r->{high}),
+            "login cost, $label{$mode}: logins per second of server CPU under pgbench -C -S, 100 rules, $held_count sessions held in the logins' group",
+            sprintf('%.0f µs a login', $r->{cpu_a}), sprintf('%.0f µs a login', $r->{cpu_b}),
+            sprintf('%.3f (95%% %.3f-%.3f)', $r->{ratio}, $r->{low}, $r->{high}),
             $aa ? 'within 0.99-1.01' : '>= 0.99', $met,
-            sprintf('%d blocks of %d rounds; blocks %s; rounds 2.5-97.5 %% %.3f-%.3f; cluster 1 over cluster 2: %.3f; '
-                . 'server CPU per login: %.0f µs a, %.0f µs b%s', $blocks, $rounds,
-                join(', ', map { sprintf('%.3f', $_) } @{ $r->{blocks} }), $r->{round_low}, $r->{round_high}, $r->{cluster},
-                $r->{cpu_a}, $r->{cpu_b},
+            sprintf('%d blocks of %d rounds; by CPU, blocks %s; cluster 1 over cluster 2 %.3f; by TPS (%.1f a, %.1f b): %.3f '
+                . '(95%% %.3f-%.3f), blocks %s, rounds 2.5-97.5 %% %.3f-%.3f%s', $blocks, $rounds,
+                join(', ', map { sprintf('%.3f', $_) } @{ $r->{blocks} }), $r->{cluster}, $r->{a}, $r->{b}, $r->{tps_ratio},
+                $r->{tps_low}, $r->{tps_high}, join(', ', map { sprintf('%.3f', $_) } @{ $r->{tps_blocks} }),
+                $r->{round_low}, $r->{round_high},
                 defined $r->{hook_us} ? sprintf('; the hook itself on "a": %.1f µs a login over %d logins', $r->{hook_us}, $r->{checks}) : ''),
             sprintf('pgbench -n -T %d -P 1 %s on both at once, seconds 2-%d counted', $counted + 2, join(' ', @login_args), $counted + 1),
         ];
@@ -197,7 +212,7 @@ $_->stop for @clusters;
 
 my $cores = `nproc`;
 chomp $cores;
-my $table = "| measure | a | b | a / b | goal | met | note | how |\n|---|---|---|---|---|---|---|---|\n";
+my $table = "| measure | a | b | a / b (logins per CPU second) | goal | met | note | how |\n|---|---|---|---|---|---|---|---|\n";
 $table .= '| ' . join(' | ', @$_[0 .. 4], ($_->[5] ? 'yes' : '**no**'), @$_[6 .. 7]) . " |\n" for @rows;
 my $output = $ENV{BENCH_OUTPUT};
 PostgreSQL::Test::Utils::append_to_file($output, "Machine: $cores cores. PostgreSQL " . $clusters[0]->pg_version

@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils qw(slurp_file);
 use Time::HiRes qw(sleep);
 
-our @EXPORT = qw(bench_cluster median pct settle both_at_once ended_processes_cpu server_cpu);
+our @EXPORT = qw(bench_cluster median pct settle both_at_once ended_processes_cpu server_cpu server_faults);
 
 # A cluster for a benchmark: quiet logs, max_connections $max_connections, the library
 # preloaded when $preload, pgbench's tables (scale 5), and role app that pgbench logs in as
@@ -117,6 +117,16 @@ sub server_cpu {
     my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
     my @f = split ' ', slurp_file("/proc/$pid/stat");
     return ($f[13] + $f[14] + $f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
+}
+
+# Page faults the server has taken so far, but for its live children: the postmaster's own
+# and those of every process it has reaped (each backend faults on every page of shared
+# memory it touches first, and on each page it writes that it shares with the postmaster).
+sub server_faults {
+    my ($node) = @_;
+    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    return $f[9] + $f[10] + $f[11] + $f[12];
 }
 
 1;

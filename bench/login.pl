@@ -109,7 +109,7 @@ sub has_library {
 # One comparison: returns its figures.
 sub measure {
     my ($mode, $held_count) = @_;
-    my (@block_logs, @cpu_logs, @cluster_logs, @ratios, %tps, %cpu, %transactions, $checks, $check_seconds);
+    my (@block_logs, @cpu_logs, @cluster_logs, @ratios, %tps, %cpu, %faults, %transactions, $checks, $check_seconds);
     for my $block (1 .. $blocks) {
         start_block($block, $mode, $held_count);
         my $a = labelled_a($block);
@@ -118,6 +118,7 @@ sub measure {
         both_at_once([ $node_a, $node_b ], $counted, @login_args);  # warm-up, not counted
         sleep(1);
         my %cpu_before = (a => server_cpu($node_a), b => server_cpu($node_b));
+        my %faults_before = (a => server_faults($node_a), b => server_faults($node_b));
         my %block_transactions = (a => 0, b => 0);
         my @logs;
         for my $round (1 .. $rounds) {
@@ -134,6 +135,7 @@ sub measure {
         sleep(1);  # the last run's backends are reaped
         my %block_cpu = (a => server_cpu($node_a) - $cpu_before{a}, b => server_cpu($node_b) - $cpu_before{b});
         $cpu{$_} += $block_cpu{$_} for qw(a b);
+        $faults{$_} += server_faults($_ eq 'a' ? $node_a : $node_b) - $faults_before{$_} for qw(a b);
         $transactions{$_} += $block_transactions{$_} for qw(a b);
         # Logins per CPU second, a over b: the CPU of a login on b over that on a.
         my $cpu_log = log(($block_cpu{b} / $block_transactions{b}) / ($block_cpu{a} / $block_transactions{a}));
@@ -166,6 +168,7 @@ sub measure {
         cluster => exp($cluster_mean), a => median(@{ $tps{a} }), b => median(@{ $tps{b} }),
         round_low => pct(2.5, @ratios), round_high => pct(97.5, @ratios), rounds => scalar @ratios,
         cpu_a => 1e6 * $cpu{a} / $transactions{a}, cpu_b => 1e6 * $cpu{b} / $transactions{b},
+        faults_a => $faults{a} / $transactions{a}, faults_b => $faults{b} / $transactions{b},
         hook_us => $checks ? 1e6 * $check_seconds / $checks : undef, checks => $checks,
     };
 }
@@ -198,10 +201,10 @@ for my $held_count (@scenarios) {
             sprintf('%.3f (95%% %.3f-%.3f)', $r->{ratio}, $r->{low}, $r->{high}),
             $aa ? 'within 0.99-1.01' : '>= 0.99', $met,
             sprintf('%d blocks of %d rounds; by CPU, blocks %s; cluster 1 over cluster 2 %.3f; by TPS (%.1f a, %.1f b): %.3f '
-                . '(95%% %.3f-%.3f), blocks %s, rounds 2.5-97.5 %% %.3f-%.3f%s', $blocks, $rounds,
+                . '(95%% %.3f-%.3f), blocks %s, rounds 2.5-97.5 %% %.3f-%.3f; page faults a login: %.0f a, %.0f b%s', $blocks, $rounds,
                 join(', ', map { sprintf('%.3f', $_) } @{ $r->{blocks} }), $r->{cluster}, $r->{a}, $r->{b}, $r->{tps_ratio},
                 $r->{tps_low}, $r->{tps_high}, join(', ', map { sprintf('%.3f', $_) } @{ $r->{tps_blocks} }),
-                $r->{round_low}, $r->{round_high},
+                $r->{round_low}, $r->{round_high}, $r->{faults_a}, $r->{faults_b},
                 defined $r->{hook_us} ? sprintf('; the hook itself on "a": %.1f µs a login over %d logins', $r->{hook_us}, $r->{checks}) : ''),
             sprintf('pgbench -n -T %d -P 1 %s on both at once, seconds 2-%d counted', $counted + 2, join(' ', @login_args), $counted + 1),
         ];

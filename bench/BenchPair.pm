@@ -92,30 +92,25 @@ sub both_at_once {
     } @runs;
 }
 
+# The fields of the postmaster's /proc/<pid>/stat (0-based: 9 minflt, 10 cminflt, 11 majflt,
+# 12 cmajflt, 13 utime, 14 stime, 15 cutime, 16 cstime; its name has no space).
+sub postmaster_stat {
+    my ($node) = @_;
+    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+    return split ' ', slurp_file("/proc/$pid/stat");
+}
+
 # CPU seconds used by the server's processes that have ended so far: the postmaster's
 # cutime + cstime, which add up every backend it has reaped.
 sub ended_processes_cpu {
-    my ($node) = @_;
-    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    my @f = postmaster_stat(@_);
     return ($f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
 }
 
 # CPU seconds the server has used so far, but for its live children: the postmaster's own
 # (it forks every backend) and that of every process it has reaped.
 sub server_cpu {
-    my ($node) = @_;
-    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-    my @f = split ' ', slurp_file("/proc/$pid/stat");
-    return ($f[13] + $f[14] + $f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
-}
-
-# CPU seconds the server has used so far, but for its live children: the postmaster's own
-# (it forks every backend) and that of every process it has reaped.
-sub server_cpu {
-    my ($node) = @_;
-    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    my @f = postmaster_stat(@_);
     return ($f[13] + $f[14] + $f[15] + $f[16]) / sysconf(_SC_CLK_TCK);
 }
 
@@ -123,9 +118,7 @@ sub server_cpu {
 # and those of every process it has reaped (each backend faults on every page of shared
 # memory it touches first, and on each page it writes that it shares with the postmaster).
 sub server_faults {
-    my ($node) = @_;
-    my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-    my @f = split ' ', slurp_file("/proc/$pid/stat");
+    my @f = postmaster_stat(@_);
     return $f[9] + $f[10] + $f[11] + $f[12];
 }
 

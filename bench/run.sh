@@ -5,7 +5,7 @@
 # Takes about an hour (more on a machine slow to fork); BENCH_ONLY=workload runs only the
 # max_active rows of bench/workload.pl, BENCH_ONLY=login only the login cost by the method
 # checked with A/A runs (bench/login.pl; BENCH_LOGIN_MODES=none,both,ab and
-# BENCH_LOGIN_HELD=300,2000 choose its rows). BENCH_SECONDS (per pgbench run), BENCH_ROUNDS,
+# BENCH_LOGIN_HELD=300,2000 choose its rows, BENCH_BLOCKS its blocks, a multiple of 4). BENCH_SECONDS (per pgbench run), BENCH_ROUNDS,
 # BENCH_MANY_SESSIONS and BENCH_WORKER_SECONDS shorten it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,7 @@ results="$copy/results.md"
 run_bench() {
     as_server_user env PATH="$PG_BIN:$PATH" PERL5LIB="$pgxs_perl" PG_REGRESS="$pgxs_dir/src/test/regress/pg_regress" TESTDIR="$copy" BENCH_OUTPUT="$results" \
         BENCH_SECONDS="${BENCH_SECONDS:-$2}" BENCH_ROUNDS="${BENCH_ROUNDS:-$3}" BENCH_WORKER_SECONDS="${BENCH_WORKER_SECONDS:-60}" \
-        BENCH_LOGIN_MODES="${BENCH_LOGIN_MODES:-none,both,ab}" BENCH_LOGIN_HELD="${BENCH_LOGIN_HELD:-300,2000}" \
+        BENCH_LOGIN_MODES="${BENCH_LOGIN_MODES:-none,both,ab}" BENCH_LOGIN_HELD="${BENCH_LOGIN_HELD:-300,2000}" BENCH_BLOCKS="${BENCH_BLOCKS:-4}" \
         perl "$copy/bench/$1.pl" > "$copy/$1.log" 2>&1 || { tail -40 "$copy/$1.log"; exit 1; }
 }
 # BENCH_ONLY=workload runs the max_active rows (bench/workload.pl, about 8 minutes) alone.

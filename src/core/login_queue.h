@@ -20,8 +20,8 @@ struct LoginWaiter {
     bool woken;            // a session that gave a place back has set its latch; it has not looked yet
     std::uint64_t ticket;  // its place in line: lower came first
     std::int64_t since_us;  // when it began to wait, for the views
-    ActiveKey group;        // the cap group it waits for (core::group_key as bytes)
-    char rule_name[kMaxRuleNameBytes + 1];  // the rule it is counted under ("" for the defaults), for the views
+    ActiveKey group;        // the cap group it waits for (core::group_key as bytes; group.rule is
+                            // the rule it is counted under, "" for the defaults)
 };
 static_assert(std::is_trivially_copyable_v<LoginWaiter>);
 

@@ -212,7 +212,10 @@ void admit_or_refuse(Port* port) {
             const char* group_rule =
                 decision.rule_index != core::kNoRule ? state->rules[decision.rule_index].rule_name : "";
             const core::ActiveKey group = login_group(group_rule, decision.cap_per, session);
-            waiting = core::login_queue_length(state->login_waiters, state->slot_count, group);
+            // Nobody waits on most logins: the queue's array is read only when someone does.
+            waiting = state->login_waiting == 0
+                          ? 0
+                          : core::login_queue_length(state->login_waiters, state->slot_count, group);
             if (queued) state->login_waiters[index].woken = false;  // it looks now
             const int rank = queued ? core::login_queue_rank(state->login_waiters, state->slot_count, group, index) : 0;
             const int free_places = decision.verdict != core::Verdict::kAdmit ? 0

@@ -11,8 +11,7 @@ core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core:
     return core::active_key(core::group_key(rule_name, per, session));
 }
 
-void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, const char* rule_name,
-                             TimestampTz now) {
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now) {
     core::LoginWaiter& waiter = state->login_waiters[index];
     if (waiter.waiting) return;
     waiter.waiting = true;
@@ -20,7 +19,6 @@ void join_login_queue_locked(SharedState* state, int index, const core::ActiveKe
     waiter.ticket = ++state->login_tickets;
     waiter.since_us = now;
     waiter.group = group;
-    strlcpy(waiter.rule_name, rule_name, sizeof waiter.rule_name);
     ++state->login_waiting;
 }
 

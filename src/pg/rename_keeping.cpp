@@ -138,6 +138,7 @@ void kept_places_of(SharedState* state, int index, core::SessionSlot* out[core::
 }
 
 void release_kept_places_locked(SharedState* state, int index, int pid) {
+    if (state->kept_count == 0) return;  // no session keeps a place: the kept slots are not read
     bool released = false;
     for (int k = 0; k < core::kKeptPlaces; ++k) {
         const int at = kept_place_index(state, index, k);

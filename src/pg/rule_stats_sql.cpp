@@ -24,7 +24,7 @@ namespace {
 std::int32_t logins_waiting_under(const core::LoginWaiter* waiters, int count, const char* slot_rule) {
     std::int32_t waiting = 0;
     for (int i = 0; i < count; ++i) {
-        if (waiters[i].waiting && strcmp(waiters[i].rule_name, slot_rule) == 0) ++waiting;
+        if (waiters[i].waiting && strcmp(waiters[i].group.rule, slot_rule) == 0) ++waiting;
     }
     return waiting;
 }

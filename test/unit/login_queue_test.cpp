@@ -24,7 +24,7 @@ ActiveKey group_of(const char* application) {
 TEST(LoginQueue, RankIsByTicketWithinItsOwnGroup) {
     std::vector<LoginWaiter> waiters(6, LoginWaiter{});
     const auto wait = [&](int i, std::uint64_t ticket, const char* application) {
-        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application), "r"};
+        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application)};
     };
     EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("web")), 0);
     wait(4, 7, "web");
@@ -42,7 +42,7 @@ TEST(LoginQueue, RankIsByTicketWithinItsOwnGroup) {
 
 TEST(LoginQueue, EachPlaceGivenBackWakesOneMoreWaiterInOrder) {
     std::vector<LoginWaiter> waiters(4, LoginWaiter{});
-    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web"), "r"};
+    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web")};
     int first = login_queue_next_to_wake(waiters.data(), 4, group_of("web"));
     EXPECT_EQ(first, 2) << "the lowest ticket";
     waiters[first].woken = true;
@@ -99,7 +99,7 @@ TEST(LoginQueue, RandomArrivalsAreAdmittedInOrderWithinTheBound) {
                         holding[who] = true;
                         ++in_use;
                     } else if (turn == LoginTurn::kWait) {
-                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group, "r"};
+                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group};
                     }
                 }
             }

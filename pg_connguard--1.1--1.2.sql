@@ -144,7 +144,8 @@ GRANT EXECUTE ON FUNCTION connguard._pool_advice() TO pg_monitor;
 GRANT SELECT ON connguard.pool_advice TO pg_monitor;
 
 -- sessions shows whether a session holds a max_active place or queues for one, and since
--- when it queues; pool_stats counts them per (database, role, application).
+-- when it queues, and the statement_timeout and lock_timeout its rule gave it; pool_stats
+-- counts them per (database, role, application).
 DROP VIEW connguard.pool_stats;
 DROP VIEW connguard.sessions;
 DROP FUNCTION connguard._sessions();
@@ -153,7 +154,8 @@ CREATE FUNCTION connguard._sessions(
     OUT backend_start timestamptz, OUT state text, OUT state_since timestamptz, OUT state_duration interval,
     OUT xact_start timestamptz, OUT rule_name text, OUT mode text, OUT limit_reason text, OUT limit_value interval,
     OUT deadline timestamptz, OUT blocking boolean, OUT waiting_on_lock boolean, OUT exempt boolean,
-    OUT cap integer, OUT cap_used integer, OUT max_active_state text, OUT queued_since timestamptz)
+    OUT cap integer, OUT cap_used integer, OUT max_active_state text, OUT queued_since timestamptz,
+    OUT statement_timeout interval, OUT lock_timeout interval)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_sessions' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.sessions AS SELECT * FROM connguard._sessions();

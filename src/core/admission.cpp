@@ -178,6 +178,8 @@ void fill_slot(SessionSlot* slot, SlotTags* tags, const SessionKey& session, con
     copy_clipped(slot->application, sizeof slot->application, session.application);
     slot->has_client_addr = session.client_addr != nullptr;
     slot->client_addr = session.client_addr != nullptr ? *session.client_addr : IpAddress{};
+    slot->statement_timeout_ms = kUnset;  // an earlier session's defaults are not this one's
+    slot->lock_timeout_ms = kUnset;
     *tags = tags_of(*slot);
 }
 

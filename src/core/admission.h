@@ -36,6 +36,10 @@ struct SessionSlot {
     char application[kMaxNameBytes + 1];
     bool has_client_addr;  // false: Unix socket
     IpAddress client_addr;
+    // The defaults its rule gave it at login or at its last settled rename (kUnset: none, the
+    // server's own); a client's own value (startup option, IN DATABASE setting, SET) wins over them.
+    std::int64_t statement_timeout_ms;
+    std::int64_t lock_timeout_ms;
 };
 static_assert(std::is_trivially_copyable_v<SessionSlot>, "session slots live in shared memory");
 

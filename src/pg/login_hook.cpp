@@ -231,7 +231,7 @@ void admit_or_refuse(Port* port) {
                 turn = core::LoginTurn::kRefuse;
             }
             if (turn == core::LoginTurn::kWait && !queued) {
-                join_login_queue_locked(state, index, group, group_rule, now);
+                join_login_queue_locked(state, index, group, now);
                 queued = true;
             }
         }
@@ -265,6 +265,10 @@ void admit_or_refuse(Port* port) {
         state->slots[index].superuser = superuser;
         state->slots[index].role_id = role;
         state->slots[index].pooled = decision.pooled;
+        if (decision.rule_index != core::kNoRule) {  // the defaults it is given below, for the views
+            state->slots[index].statement_timeout_ms = rule.statement_timeout_ms;
+            state->slots[index].lock_timeout_ms = rule.lock_timeout_ms;
+        }
     }
     count_login_locked(state, rule_name, decision, Max(cpu_seconds() - started, 0.0));
     Latch* wake = decision.verdict == core::Verdict::kReject

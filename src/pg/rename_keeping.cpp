@@ -98,6 +98,8 @@ void settle(XactEvent event, void*) {
         if (const core::CompiledRule* now = core::rule_named(state->rules, state->rule_count, own->rule_name)) {
             timeouts = RuleTimeouts{now->statement_timeout_ms, now->lock_timeout_ms};
         }
+        own->statement_timeout_ms = timeouts.statement_timeout_ms;  // for the views
+        own->lock_timeout_ms = timeouts.lock_timeout_ms;
     }
     release_kept_places_locked(state, index, MyProcPid);
     LWLockRelease(state->lock);

@@ -95,6 +95,11 @@ extern "C" Datum connguard_sessions(PG_FUNCTION_ARGS) {
         row.put_if(active != core::ActiveState::kNone,
                    text_datum(active == core::ActiveState::kQueued ? "queued" : "running"));
         row.put_if(active == core::ActiveState::kQueued, TimestampTzGetDatum(place >= 0 ? places[place].since_us : 0));
+        // The defaults its rule gave it (a client's own value wins and is not seen from here).
+        const bool statement_default = slot != nullptr && slot->statement_timeout_ms != core::kUnset;
+        row.put_if(statement_default, interval_datum(statement_default ? slot->statement_timeout_ms * 1000 : 0));
+        const bool lock_default = slot != nullptr && slot->lock_timeout_ms != core::kUnset;
+        row.put_if(lock_default, interval_datum(lock_default ? slot->lock_timeout_ms * 1000 : 0));
         row.add_to(rsinfo);
     }
     pgstat_clear_backend_activity_snapshot();

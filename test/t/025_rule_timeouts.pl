@@ -31,6 +31,14 @@ INSERT INTO connguard.rules (rule_name, application_name) VALUES ('batch', 'batc
 SELECT connguard.reload_rules();
 });
 
+# What connguard.sessions says the session's rule gave it (NULL shown as "-").
+sub given {
+    my ($session) = @_;
+    my $pid = query_value($session, 'SELECT pg_backend_pid()');
+    return $node->safe_psql('postgres', qq{SELECT coalesce(statement_timeout::text, '-') || ' ' || coalesce(lock_timeout::text, '-')
+        FROM connguard.sessions WHERE pid = $pid});
+}
+
 sub timeouts {
     my ($session) = @_;
     return query_value($session, q{SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')});
@@ -53,10 +61,13 @@ is(timeouts($web), '200ms 100ms', "comes back to the rule's value");
 
 my $batch = admitted_login($node, application_name => 'batch-1');
 is(timeouts($batch), '0 4s', "a rule without them leaves the server's");
+is(given($web), '00:00:00.2 00:00:00.1', 'connguard.sessions shows the defaults rule web gave');
+is(given($batch), '- -', 'and none for a session under rule batch');
 
 # --- Precedence: as ALTER ROLE ... IN DATABASE ... SET.
 my $client = admitted_login($node, application_name => 'web-2', options => '-c statement_timeout=5s');
 is(timeouts($client), '5s 100ms', "a client's startup option wins over the rule");
+is(given($client), '00:00:00.2 00:00:00.1', "sessions still shows the rule's default (the client's own value is not seen from another session)");
 $node->safe_psql('postgres', q{ALTER ROLE app SET statement_timeout = '7s'; ALTER DATABASE postgres SET lock_timeout = '6s'});
 my $role_set = admitted_login($node, application_name => 'web-3');
 is(timeouts($role_set), '200ms 100ms', 'the rule wins over ALTER ROLE ... SET and ALTER DATABASE ... SET');
@@ -69,10 +80,12 @@ $node->safe_psql('postgres', q{ALTER ROLE app RESET ALL; ALTER DATABASE postgres
 # --- Renames the session keeps move it to the new rule's values.
 is(simple_query($batch, q{SET application_name = 'web-5'}), undef, 'a batch session renames itself into rule web');
 is(timeouts($batch), '200ms 100ms', "and has web's values from the next statement");
+is(given($batch), '00:00:00.2 00:00:00.1', 'and connguard.sessions shows them');
 is(simple_query($batch, q{SET application_name = 'batch-2'}), undef, 'back to rule batch');
 is(timeouts($batch), '0 4s', "and the server's values again");
 is(simple_query($batch, q{BEGIN; SET application_name = 'web-6'; ROLLBACK}), undef, 'a rename rolled back');
 is(timeouts($batch), '0 4s', 'moves nothing');
+is(given($batch), '- -', 'and connguard.sessions shows none');
 is(simple_query($batch, q{BEGIN; SET application_name = 'web-7'; COMMIT}), undef, 'a rename committed in a transaction');
 is(timeouts($batch), '200ms 100ms', 'moves it');
 is(simple_query($client, q{SET application_name = 'batch-3'}), undef, "a session with its client's own statement_timeout renames");

@@ -256,6 +256,18 @@ TEST(Admission, AKeyWithoutNamesFillsEmptyNames) {
     EXPECT_TRUE(slot.in_use);
 }
 
+// A slot taken again starts without the timeouts an earlier session's rule gave (the views
+// would show them for the new session otherwise).
+TEST(Admission, AFilledSlotHasNoRuleTimeoutsYet) {
+    SessionSlot slot{};
+    SlotTags tags{};
+    slot.statement_timeout_ms = 200;
+    slot.lock_timeout_ms = 100;
+    fill_slot(&slot, &tags, session("x"), "r", true, 1);
+    EXPECT_EQ(slot.statement_timeout_ms, kUnset);
+    EXPECT_EQ(slot.lock_timeout_ms, kUnset);
+}
+
 TEST(Admission, SameGroupIgnoresFreeAndUncountedSlots) {
     SessionSlot slot{};
     const SessionKey key = session("x");

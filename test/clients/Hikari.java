@@ -1,5 +1,5 @@
 // pgjdbc with HikariCP against a server with pg_connguard: the four scenarios of
-// python_clients.py (idle, leak, cap, active), with the README's recommended settings and with the
+// python_clients.py (idle, leak, cap, active, limits), with the README's recommended settings and with the
 // defaults, through pgjdbc's default URL: it logs in without an application name and sends
 // SET application_name right after, so every session here takes that path. The cap scenario
 // uses no ApplicationName at all (the group is "PostgreSQL JDBC Driver"). Prints one JSON line
@@ -197,12 +197,41 @@ public class Hikari {
                 + ", \"served_after_timeout\": " + served;
     }
 
+    // Per-rule limits on what a session runs: a statement past max_transaction_time (1 s) ends
+    // its session (25P04); under action = 'cancel' it is cancelled (57014) and the session
+    // lives; a rule's statement_timeout (0.3 s) cancels it (57014). After each the pool serves
+    // 3 statements. pgjdbc names the session by SET right after login: the rule's
+    // statement_timeout comes with that rename.
+    static String limits(boolean recommended) throws Exception {
+        String[][] steps = {{"ended", "txtime", "SELECT pg_sleep(3)"}, {"cancelled", "txcancel", "SELECT pg_sleep(3)"},
+                            {"statement", "stmt", "SELECT pg_sleep(1)"}};
+        Errors errors = new Errors();
+        StringBuilder facts = new StringBuilder();
+        for (String[] step : steps) {
+            HikariDataSource ds = pool("hikari-" + step[1], 2, recommended);
+            Errors saw = new Errors();
+            try { one(ds, step[2]); } catch (SQLException e) { saw.add(e); }
+            int served = 0;
+            for (int i = 0; i < 3; i++) {
+                try { one(ds, "SELECT 1"); served++; } catch (SQLException e) { errors.add(e); }
+            }
+            ds.close();
+            facts.append(", \"").append(step[0]).append("_saw\": ").append(saw.first == null ? "null" : saw.first)
+                 .append(", \"served_after_").append(step[0]).append("\": ").append(served);
+        }
+        long terminated = admin("SELECT count(*) FROM connguard.events WHERE event = 'terminated' AND "
+                + "reason = 'transaction_time' AND application_name = 'hikari-txtime'");
+        long cancelled = admin("SELECT count(*) FROM connguard.events WHERE event = 'cancelled' AND "
+                + "reason = 'transaction_time' AND application_name = 'hikari-txcancel'");
+        return errors.json() + facts + ", \"terminated_events\": " + terminated + ", \"cancelled_events\": " + cancelled;
+    }
+
     interface Scenario { String run(boolean recommended) throws Exception; }
 
     public static void main(String[] args) throws Exception {
         port = Integer.parseInt(args[0]);
-        String[] names = {"idle", "leak", "cap", "active"};
-        Scenario[] scenarios = {Hikari::idle, Hikari::leak, Hikari::cap, Hikari::active};
+        String[] names = {"idle", "leak", "cap", "active", "limits"};
+        Scenario[] scenarios = {Hikari::idle, Hikari::leak, Hikari::cap, Hikari::active, Hikari::limits};
         for (int i = 0; i < scenarios.length; i++) {
             for (boolean recommended : new boolean[] {true, false}) {
                 String head = "{\"client\": \"hikari\", \"scenario\": \"" + names[i] + "\", \"settings\": \""

@@ -5,7 +5,8 @@ ended when the pool kept them past the limit, the leaked transaction was rolled 
 committed row kept, the leaking code saw the ending, no more sessions than the cap at any
 sampled moment, pgjdbc's nameless logins refused as logins, never ended for a rename; under
 max_active no error while queued, never more running than the limit, 53000 past active_wait
-and the pool serving again after it).
+and the pool serving again after it; at a rule's limits 25P04 past max_transaction_time, 57014
+under action = 'cancel' and past a rule's statement_timeout, and the pool serving after each).
 Prints the table the README shows and exits non-zero on any failed check."""
 import json
 import sys
@@ -32,6 +33,24 @@ EXPECTED = {
                "leak": ("25P03", ["terminating connection due to idle-in-transaction timeout"]),
                "cap": ("53300", ["too many connections for rule"]), "active": QUEUE_TIMEOUT},
 }
+
+
+# The limits scenario: what the code reads at each limit. A statement running past
+# max_transaction_time gets its session's FATAL as the statement's error: node-postgres and
+# pgjdbc with its SQLSTATE 25P04 (the DETAIL apart), psycopg 3 with the server's words and
+# DETAIL but no SQLSTATE, psycopg2 only as a closed connection (libpq 14+ leaves the FATAL out
+# of the message a failed read returns). A cancel is an ordinary ERROR, with its SQLSTATE in
+# every driver.
+TRANSACTION_ENDED = {"node_pg": ("25P04", ["terminating connection due to transaction timeout"]),
+                     "hikari": ("25P04", ["terminating connection due to transaction timeout"]),
+                     "psycopg_pool": (None, ["terminating connection due to transaction timeout",
+                                             "DETAIL: pg_connguard rule"])}
+LIMITS = {"cancelled": ("57014", ["canceling statement due to transaction timeout"]),
+          "statement": ("57014", ["canceling statement due to statement timeout"])}
+for client in EXPECTED:
+    EXPECTED[client]["limits_ended"] = TRANSACTION_ENDED.get(client, PSYCOPG2["leak"])
+    for step, expected in LIMITS.items():
+        EXPECTED[client][f"limits_{step}"] = expected
 
 
 def readable(client, scenario, seen):
@@ -97,6 +116,22 @@ for r in rows:
         table[key]["peak"] = str(r.get("peak_running"))
         table[key].setdefault("timeout", (saw or {}).get("sqlstate") or "no SQLSTATE")
 
+    if r["scenario"] == "limits":
+        notes = []
+        for step in ("ended", *LIMITS):
+            saw = r.get(f"{step}_saw")
+            if not saw:
+                problems.append(f"{where}: the statement at the {step} limit saw no error")
+            elif problem := readable(r["client"], f"limits_{step}", saw):
+                problems.append(f"{where}: at the {step} limit: {problem}")
+            if r.get(f"served_after_{step}") != 3:
+                problems.append(f"{where}: after the {step} limit the pool served {r.get(f'served_after_{step}')} of 3")
+            notes.append(f"{step} {(saw or {}).get('sqlstate') or 'no SQLSTATE'}")
+        if (r.get("terminated_events") or 0) < 1 or (r.get("cancelled_events") or 0) < 1:
+            problems.append(f"{where}: events: {r.get('terminated_events')} ended, {r.get('cancelled_events')} cancelled "
+                            "for transaction_time (1 or more each expected)")
+        table[key].setdefault("limits", ", ".join(notes))
+
 print(f"{'client':<14} {'scenario':<6} {'recommended':<12} {'defaults':<24} notes")
 for (client, scenario), cells in table.items():
     note = ""
@@ -106,6 +141,8 @@ for (client, scenario), cells in table.items():
         note = f"peak {cells.get('peak')} of 3"
     if scenario == "active":
         note = f"peak {cells.get('peak')} running of 1; past active_wait {cells.get('timeout')}"
+    if scenario == "limits":
+        note = cells.get("limits")
     print(f"{client:<14} {scenario:<6} {cells.get('recommended', '-'):<12} {cells.get('defaults', '-'):<24} {note}")
 for p in problems:
     print("FAILED:", p)

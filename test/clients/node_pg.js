@@ -1,5 +1,5 @@
 // node-postgres's pg.Pool against a server with pg_connguard: the same three scenarios as
-// python_clients.py (idle, leak, cap, active), with the README's recommended settings and with the
+// python_clients.py (idle, leak, cap, active, limits), with the README's recommended settings and with the
 // defaults. Prints one JSON line per scenario and setting. Usage: node node_pg.js PORT
 'use strict';
 const { Pool, Client } = require('pg');
@@ -156,8 +156,35 @@ async function active(recommended) {
                     served_after_timeout: served }];
 }
 
+// Per-rule limits on what a session runs: a statement past max_transaction_time (1 s) ends its
+// session (25P04); under action = 'cancel' it is cancelled (57014) and the session lives; a
+// rule's statement_timeout (0.3 s) cancels it (57014). After each the pool serves 3 statements.
+const LIMIT_STEPS = [['ended', 'txtime', 'SELECT pg_sleep(3)'], ['cancelled', 'txcancel', 'SELECT pg_sleep(3)'],
+                     ['statement', 'stmt', 'SELECT pg_sleep(1)']];
+async function limits(recommended) {
+  const errors = new Errors();
+  const facts = {};
+  for (const [step, suffix, sql] of LIMIT_STEPS) {
+    const pool = makePool(`node_pg-${suffix}`, 2, recommended, errors);
+    const saw = new Errors();
+    try { await pool.query(sql); } catch (e) { saw.add(e); }
+    let served = 0;
+    for (let i = 0; i < 3; i++) {
+      try { await pool.query('SELECT 1'); served += 1; } catch (e) { errors.add(e); }
+    }
+    await pool.end();
+    facts[`${step}_saw`] = saw.first;
+    facts[`served_after_${step}`] = served;
+  }
+  facts.terminated_events = await admin("SELECT count(*)::int FROM connguard.events WHERE event = 'terminated' AND " +
+                                        "reason = 'transaction_time' AND application_name = 'node_pg-txtime'");
+  facts.cancelled_events = await admin("SELECT count(*)::int FROM connguard.events WHERE event = 'cancelled' AND " +
+                                       "reason = 'transaction_time' AND application_name = 'node_pg-txcancel'");
+  return [errors, facts];
+}
+
 (async () => {
-  for (const scenario of [idle, leak, cap, active]) {
+  for (const scenario of [idle, leak, cap, active, limits]) {
     for (const recommended of [true, false]) {
       let line = { client: 'node_pg', scenario: scenario.name, settings: recommended ? 'recommended' : 'defaults' };
       try {

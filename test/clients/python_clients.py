@@ -8,7 +8,11 @@ scenarios, with the settings the README recommends and with its defaults:
          another commits a row; then the pool serves 4 operations;
   cap    5 workers share the pool under a rule capping the application at 3 sessions;
   active 4 workers share a pool of 4 under max_active = 1 (they queue, no error), then a
-         statement queued past active_wait (0.3 s) gets 53000 and the pool goes on.
+         statement queued past active_wait (0.3 s) gets 53000 and the pool goes on;
+  limits a statement running past a rule's max_transaction_time (1 s) ends its session
+         (25P04); under action = 'cancel' it is cancelled (57014) and the session lives; a
+         rule's statement_timeout (0.3 s) cancels a statement (57014); after each the pool
+         serves 3 statements.
 
 Prints one JSON line per client, scenario and setting: the errors the application code saw
 (the goal with recommended settings is 0), the first error's SQLSTATE as the client exposes it
@@ -394,9 +398,45 @@ def active(client_class, recommended):
                     "served_after_timeout": usable}
 
 
+# What each step of the limits scenario runs, under which rule (the application's suffix).
+LIMIT_STEPS = (("ended", "txtime", "SELECT pg_sleep(3)"),
+               ("cancelled", "txcancel", "SELECT pg_sleep(3)"),
+               ("statement", "stmt", "SELECT pg_sleep(1)"))
+
+
+def limits(client_class, recommended):
+    """Per-rule limits on what a session runs (issue 30): the error the code reads at each
+    limit, and whether the pool serves the next statements."""
+    errors = Errors()
+    facts = {}
+    for step, suffix, sql in LIMIT_STEPS:
+        client = client_class(f"{client_class.name}-{suffix}", 2, recommended)
+        saw = Errors()
+        try:
+            client.run(sql)
+        except Exception as e:  # what the application code sees at the limit
+            saw.add(e)
+        served = 0
+        for _ in range(3):
+            try:
+                client.run("SELECT 1")
+                served += 1
+            except Exception as e:
+                errors.add(e)
+        client.close()
+        facts[f"{step}_saw"] = saw.first
+        facts[f"served_after_{step}"] = served
+    name = client_class.name
+    facts["terminated_events"] = admin(f"SELECT count(*) FROM connguard.events WHERE event = 'terminated' AND "
+                                       f"reason = 'transaction_time' AND application_name = '{name}-txtime'")
+    facts["cancelled_events"] = admin(f"SELECT count(*) FROM connguard.events WHERE event = 'cancelled' AND "
+                                      f"reason = 'transaction_time' AND application_name = '{name}-txcancel'")
+    return errors, facts
+
+
 def main():
     for name in sys.argv[2:]:
-        for scenario in (idle, leak, cap, active):
+        for scenario in (idle, leak, cap, active, limits):
             for recommended in (True, False):
                 try:
                     errors, facts = scenario(CLIENTS[name], recommended)

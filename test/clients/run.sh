@@ -2,8 +2,9 @@
 # The real-client compatibility suite: SQLAlchemy's QueuePool, psycopg 3 + psycopg_pool,
 # Django, psycopg2's pool (Debian packages), node-postgres's pg.Pool (npm, or Debian's
 # node-pg), pgjdbc + HikariCP (Debian packages, default URL), each against a temporary
-# PostgreSQL 15 cluster of its own with pg_connguard preloaded, through four scenarios (idle
-# reaping, a leaked transaction, a cap at login, max_active's queue and its 53000), with the README's recommended settings and
+# PostgreSQL 15 cluster of its own with pg_connguard preloaded, through five scenarios (idle
+# reaping, a leaked transaction, a cap at login, max_active's queue and its 53000, a rule's
+# transaction time and statement_timeout), with the README's recommended settings and
 # with defaults. Prints the table of errors the application code saw and fails on any broken
 # promise (test/clients/evaluate.py). As root or with sudo; run by scripts/test.sh.
 #   test/clients/run.sh [client...]    clients: sqlalchemy psycopg_pool django psycopg2_pool node_pg hikari
@@ -67,6 +68,10 @@ INSERT INTO connguard.rules (rule_name, application_name, idle_timeout, idle_in_
 INSERT INTO connguard.rules (rule_name, application_name, max_active, active_wait) VALUES
     ('$client-active', '$client-active', 1, '10 s'),
     ('$client-qtimeout', '$client-qtimeout', 1, '0.3 s');
+INSERT INTO connguard.rules (rule_name, application_name, max_transaction_time, action, statement_timeout) VALUES
+    ('$client-txtime', '$client-txtime', '1 s', 'terminate', NULL),
+    ('$client-txcancel', '$client-txcancel', '1 s', 'cancel', NULL),
+    ('$client-stmt', '$client-stmt', NULL, 'terminate', '0.3 s');
 SELECT connguard.reload_rules() \\g /dev/null
 SQL
     echo "-- $client"

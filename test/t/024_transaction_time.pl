@@ -3,7 +3,7 @@
 # "terminating connection due to transaction timeout") on every major, 15 included; core's
 # own timeouts set by the session cannot lift it; action 'cancel' cancels a running
 # statement (57014) and the session lives; short transactions are never touched; a prepared
-# transaction is no session's; monitor mode only records; the setting is the default; the
+# transaction is no session's; monitor mode and connguard.dry_run only record; the setting is the default; the
 # views and counters show it.
 use strict;
 use warnings;
@@ -157,6 +157,23 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM connguard.events WHERE ev
     AND rule_name = 'txc'}), '2', 'events: each cancel');
 like($node->safe_psql('postgres', 'SELECT connguard.metrics()'),
      qr/connguard_rule_terminated_total\{rule="tx",reason="transaction_time"\} 3\n/, 'metrics(): endings by reason transaction_time');
+
+# --- connguard.dry_run: recorded as would_terminate / would_cancel, nothing done.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET connguard.dry_run = on; SELECT pg_reload_conf()});
+sleep(0.5);
+my $dry = open_session(application_name => 'tx-dry');
+my $dry_cancel = open_session(application_name => 'txc-dry');
+is(simple_query($dry, 'BEGIN; SELECT pg_sleep(1.8); COMMIT'), undef, 'dry run: a 1.8 s transaction under rule tx commits');
+is(simple_query($dry_cancel, 'BEGIN; SELECT pg_sleep(1.8); COMMIT'), undef,
+   'dry run: and one under rule txc (action cancel), its statement not cancelled');
+is($node->safe_psql('postgres', q{SELECT string_agg(event || ' ' || rule_name, ', ' ORDER BY rule_name) FROM connguard.events
+    WHERE reason = 'transaction_time' AND application_name IN ('tx-dry', 'txc-dry')}),
+   'would_terminate tx, would_cancel txc', 'dry run: each is an event would_terminate / would_cancel, once');
+is($node->safe_psql('postgres', q{SELECT rule_name || ' ' || terminated_transaction_time || ' ' || cancelled_transaction_time
+    FROM connguard.rule_stats WHERE rule_name IN ('tx', 'txc') ORDER BY rule_name}),
+   "tx 3 0\ntxc 1 2", 'dry run: nothing counted as done');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET connguard.dry_run; SELECT pg_reload_conf()});
+sleep(0.5);
 
 # --- connguard.max_transaction_time is the default of sessions matching no rule (or NULL).
 $node->safe_psql('postgres', q{ALTER SYSTEM SET connguard.max_transaction_time = '1s'; SELECT pg_reload_conf()});

@@ -48,7 +48,8 @@ void look_up(SharedState* state, int index) {
     LWLockAcquire(state->lock, LW_SHARED);
     fresh.version = pg_atomic_read_u64(&state->placement_version);
     const core::SessionSlot& slot = state->slots[index];
-    if (slot.in_use && slot.pid == MyProcPid && slot.counted && !slot.exempt_login) {
+    // No rule has a max_active (most servers): neither the slot nor the rules are read.
+    if (state->max_active_rule_count > 0 && slot.in_use && slot.pid == MyProcPid && slot.counted && !slot.exempt_login) {
         const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, slot.rule_name);
         if (rule != nullptr && rule->max_active > 0 && rule->mode != core::Mode::kExempt) {
             fresh.limited = true;
@@ -260,7 +261,9 @@ void install_active_gate() {
 void leave_active_gate() {
     SharedState* state = shared_state();
     const int index = CONNGUARD_MY_PROC_NUMBER();
-    if (state == nullptr || index < 0 || index >= state->slot_count) return;
+    // Out of the gate it holds no place and waits in no queue (in_gate is set before it takes
+    // either and cleared only once it gave them back): nothing to take the lock for.
+    if (state == nullptr || index < 0 || index >= state->slot_count || !in_gate) return;
     in_gate = false;
     give_back_place(state, index);
 }

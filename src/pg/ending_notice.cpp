@@ -69,7 +69,11 @@ void withdraw_ending_notice(SharedState* state, int place, int pid, core::EventR
     LWLockRelease(state->lock);
 }
 
-void clear_ending_notice_locked(SharedState* state, int place) { state->endings[place].pid = 0; }
+// Read first: every login clears its place's notice, and a page read is mapped with its
+// neighbours (one page fault for several), a page written is faulted on alone.
+void clear_ending_notice_locked(SharedState* state, int place) {
+    if (state->endings[place].pid != 0) state->endings[place].pid = 0;
+}
 
 void install_ending_words() {
     previous_hook = emit_log_hook;

@@ -41,6 +41,7 @@ void wake_waiting_logins_locked(SharedState* state) {
 }
 
 Latch* leave_login_queue_locked(SharedState* state, int index) {
+    if (state->login_waiting == 0) return nullptr;  // it waits in no queue either (its page is not read)
     core::LoginWaiter& waiter = state->login_waiters[index];
     if (!waiter.waiting) return nullptr;
     waiter.waiting = false;

@@ -81,14 +81,17 @@ namespace {
 void install_rules_locked(SharedState* state, int count, TimestampTz now) {
     int groups = 0;
     int reserving = 0;
+    int max_active = 0;
     for (int i = 0; i < count; ++i) {
         groups += state->rules[i].group_name().empty() ? 0 : 1;
         reserving += state->rules[i].min_connections > 0 ? 1 : 0;
+        max_active += state->rules[i].max_active > 0 ? 1 : 0;
     }
     core::sieve_rules(state->rules, count, state->rule_sieves);
     state->rule_count = count;
     state->group_rule_count = groups;
     state->reserving_rule_count = reserving;
+    state->max_active_rule_count = max_active;
     state->rule_set_version += 1;
     note_placement_changed_locked(state);
     state->rules_loaded_at = now;

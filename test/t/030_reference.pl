@@ -7,7 +7,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time sleep);
 use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ConnguardLogin;
 
 my $reference = slurp_file("$FindBin::Bin/../../docs/reference.md");
 
@@ -78,6 +81,25 @@ my ($status, $out, $err) = $node->psql('postgres', $tour, on_error_stop => 1);
 is($status, 0, 'the README\'s five-minute tour runs as written') or diag($err);
 is($node->safe_psql('postgres', q{SELECT string_agg(rule_name || ':' || mode, ' ' ORDER BY rule_name) FROM connguard.active_rules}),
    'jobs:monitor web:enforce', 'and its rules are in force');
+
+# What the README says a client sees after the tour: the 21st "web" session of a role that is
+# not a superuser is refused with 53300 and a DETAIL naming the rule, the cap and the count; a
+# session left idle in a transaction is ended with core's 25P03 and a DETAIL naming the rule
+# and the limit (the tour's 30 s shortened to 1 s here).
+$node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
+my @web = map { admitted_login($node, application_name => 'web') } 1 .. 20;
+my $refused = login($node, user => 'app', database => 'postgres', application_name => 'web');
+is(($refused->{sqlstate} // '') . ' ' . ($refused->{message} // ''), '53300 too many connections for rule "web"',
+   'the README: a client over the cap sees FATAL 53300 too many connections for rule "web"');
+is($refused->{detail} // '', 'rule "web" allows 20 connections; 20 are in use', 'with a DETAIL naming the rule, the cap and the count');
+$node->safe_psql('postgres', q{UPDATE connguard.rules SET idle_in_transaction_timeout = '1s' WHERE rule_name = 'web';
+    SELECT connguard.reload_rules()});
+is(simple_query($web[0], 'BEGIN; SELECT 1'), undef, 'a web session opens a transaction and leaves it idle');
+my $ended = wait_closed([ $web[0] ], 10)->{ $web[0]{pid} } // {};
+is(($ended->{sqlstate} // '') . ' ' . ($ended->{message} // ''),
+   '25P03 terminating connection due to idle-in-transaction timeout',
+   "the README: it is ended with core's own 25P03");
+like($ended->{detail} // '', qr/^pg_connguard rule "web": idle in transaction for 1\.\d{3} s; limit 1 s$/, 'with a DETAIL naming the rule and the limit') or diag($ended->{detail});
 
 $node->stop;
 done_testing();

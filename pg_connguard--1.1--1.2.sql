@@ -83,7 +83,7 @@ CREATE FUNCTION connguard._rule_stats(
     OUT terminated_transaction_time bigint, OUT cancelled_transaction_time bigint,
     OUT active_waits bigint, OUT active_wait_timeouts bigint, OUT active_wait_deadlocks bigint,
     OUT active_wait_time interval, OUT active_wait_histogram bigint[],
-    OUT logins_waiting integer, OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_refused bigint, OUT login_queue_full bigint,
+    OUT logins_waiting integer, OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_rejected bigint, OUT login_queue_full bigint,
     OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
@@ -118,7 +118,9 @@ GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
 GRANT SELECT ON connguard.server_status TO pg_monitor;
 
 -- pool_advice counts a group's sessions ended for their transaction's age, and recommends a
--- max_active for a group whose active sessions alone reached the server's cores.
+-- max_active for a group whose active sessions alone reached the server's cores. Its counts
+-- take the words rule_stats, events and metrics() use (rejected, terminated_*, would_reject,
+-- would_terminate), as its last columns; the 1.1 words stay beside them until 2.0.
 DROP VIEW connguard.pool_advice;
 DROP FUNCTION connguard._pool_advice();
 CREATE FUNCTION connguard._pool_advice(
@@ -134,7 +136,11 @@ CREATE FUNCTION connguard._pool_advice(
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_pool_advice' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.pool_advice AS
-    SELECT * FROM connguard._pool_advice() ORDER BY cardinality(findings) DESC, peak_sessions DESC, datname, usename,
+    SELECT *, refused AS rejected, ended_idle AS terminated_idle, ended_idle_in_transaction AS terminated_idle_in_transaction,
+           ended_idle_blocker AS terminated_idle_blocker, ended_age AS terminated_age, ended_cap AS terminated_cap,
+           ended_closed AS terminated_closed, ended_transaction_time AS terminated_transaction_time,
+           would_refuse AS would_reject, would_end AS would_terminate
+    FROM connguard._pool_advice() ORDER BY cardinality(findings) DESC, peak_sessions DESC, datname, usename,
         application_name;
 COMMENT ON VIEW connguard.pool_advice IS
     'Per (database, role, application_name): figures over time, the rule and cap, a recommended cap and findings with evidence';

@@ -48,7 +48,7 @@ struct RuleCounters {
     // connguard.login_queue_size logins of their group already waited.
     std::uint64_t login_waits;
     std::uint64_t login_wait_admitted;
-    std::uint64_t login_wait_refused;
+    std::uint64_t login_wait_rejected;
     std::uint64_t login_queue_full;
     std::int32_t peak;  // most concurrent counted sessions of the rule
 };

@@ -66,7 +66,7 @@ std::string escape_label_value(std::string_view value) {
 
 std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std::size_t rule_count,
                            const PoolMetrics* pools, std::size_t pool_count, const AdviceFindingMetrics* findings,
-                           std::size_t finding_count, const AdviceCapMetrics* caps, std::size_t cap_count) {
+                           std::size_t finding_count, const AdviceGroupMetrics* groups, std::size_t group_count) {
     Writer w;
     w.family("connguard_max_connections", "gauge", "The server's max_connections.");
     w.sample("connguard_max_connections", s.max_connections);
@@ -81,10 +81,9 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
     w.sample("connguard_sessions_waiting_on_lock", s.waiting_on_lock);
     w.family("connguard_utilization_ratio", "gauge", "Client sessions over usable slots (0 to 1).");
     w.sample("connguard_utilization_ratio", s.utilization_pct / 100.0);
-    w.family("connguard_health_status", "gauge", "1 for the current health status (ok, warning, critical), 0 for the others.");
-    for (const char* status : {"ok", "warning", "critical"}) {
-        w.sample("connguard_health_status", std::string_view(status) == s.status ? 1 : 0, {{"status", status}});
-    }
+    w.family("connguard_health_level", "gauge", "Health as connguard.server_status.status says it: 0 ok, 1 warning, 2 critical.");
+    const std::string_view status = s.status != nullptr ? s.status : "ok";
+    w.sample("connguard_health_level", status == "critical" ? 2 : status == "warning" ? 1 : 0);
     w.family("connguard_worker_up", "gauge", "1 when the pg_connguard worker runs.");
     w.sample("connguard_worker_up", s.worker_running ? 1 : 0);
     w.family("connguard_dry_run", "gauge", "1 when connguard.dry_run is on.");
@@ -174,14 +173,14 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         w.sample("connguard_rule_logins_waiting", rules[i].logins_waiting, {{"rule", rules[i].rule_name}});
     }
     w.family("connguard_rule_login_queue_total", "counter",
-             "Logins that found their group full and waited for a place (outcome admitted or refused), or were refused at "
+             "Logins that found their group full and waited for a place (outcome admitted or rejected), or were refused at "
              "once because connguard.login_queue_size logins already waited (outcome queue_full).");
     for (std::size_t i = 0; i < rule_count; ++i) {
         const RuleMetrics& r = rules[i];
         w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_wait_admitted),
                  {{"rule", r.rule_name}, {"outcome", "admitted"}});
-        w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_wait_refused),
-                 {{"rule", r.rule_name}, {"outcome", "refused"}});
+        w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_wait_rejected),
+                 {{"rule", r.rule_name}, {"outcome", "rejected"}});
         w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_queue_full),
                  {{"rule", r.rule_name}, {"outcome", "queue_full"}});
     }
@@ -211,10 +210,10 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
                      {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}, {"state", state}});
         }
     }
-    w.family("connguard_pool_waiting_on_lock", "gauge", "Client sessions waiting for a lock, per database, role and application.");
+    w.family("connguard_pool_lock_waiters", "gauge", "Client sessions waiting for a lock, per database, role and application.");
     for (std::size_t i = 0; i < pool_count; ++i) {
         const PoolMetrics& p = pools[i];
-        w.sample("connguard_pool_waiting_on_lock", p.waiting_on_lock,
+        w.sample("connguard_pool_lock_waiters", p.waiting_on_lock,
                  {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}});
     }
     w.family("connguard_pool_max_active_sessions", "gauge",
@@ -227,21 +226,36 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
                      {{"datname", p.datname}, {"usename", p.usename}, {"application_name", p.application_name}, {"state", state}});
         }
     }
-    w.family("connguard_pool_advice_finding", "gauge",
+    w.family("connguard_pool_advice_findings", "gauge",
              "1 for each finding of connguard.pool_advice (not pooling, leak suspected, oversized pool, starved, idle "
              "majority) per database, role and application.");
     for (std::size_t i = 0; i < finding_count; ++i) {
         const AdviceFindingMetrics& f = findings[i];
-        w.sample("connguard_pool_advice_finding", 1,
+        w.sample("connguard_pool_advice_findings", 1,
                  {{"datname", f.datname}, {"usename", f.usename}, {"application_name", f.application_name},
                   {"finding", f.finding}});
     }
+    w.family("connguard_pool_advice_peak_sessions", "gauge",
+             "Most sessions at once over connguard.pool_advice's window, per database, role and application.");
+    for (std::size_t i = 0; i < group_count; ++i) {
+        const AdviceGroupMetrics& g = groups[i];
+        w.sample("connguard_pool_advice_peak_sessions", g.peak_sessions,
+                 {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
+    }
+    w.family("connguard_pool_advice_peak_active", "gauge",
+             "Most active sessions at once over connguard.pool_advice's window, per database, role and application.");
+    for (std::size_t i = 0; i < group_count; ++i) {
+        const AdviceGroupMetrics& g = groups[i];
+        w.sample("connguard_pool_advice_peak_active", g.peak_active,
+                 {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
+    }
     w.family("connguard_pool_advice_recommended_cap", "gauge",
              "connguard.pool_advice's recommended cap for each database, role and application sampled.");
-    for (std::size_t i = 0; i < cap_count; ++i) {
-        const AdviceCapMetrics& c = caps[i];
-        w.sample("connguard_pool_advice_recommended_cap", c.recommended_cap,
-                 {{"datname", c.datname}, {"usename", c.usename}, {"application_name", c.application_name}});
+    for (std::size_t i = 0; i < group_count; ++i) {
+        const AdviceGroupMetrics& g = groups[i];
+        if (g.recommended_cap < 0) continue;
+        w.sample("connguard_pool_advice_recommended_cap", g.recommended_cap,
+                 {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
     }
     return w.take();
 }

@@ -43,11 +43,14 @@ struct AdviceFindingMetrics {
     const char* finding;
 };
 
-// The recommended cap of one group of connguard.pool_advice (groups without one are left out).
-struct AdviceCapMetrics {
+// One group of connguard.pool_advice: its peaks over the history window and its recommended
+// cap (-1: none, and no sample).
+struct AdviceGroupMetrics {
     const char* datname;
     const char* usename;
     const char* application_name;
+    std::int32_t peak_sessions;
+    std::int32_t peak_active;
     std::int32_t recommended_cap;
 };
 
@@ -72,7 +75,7 @@ struct RuleMetrics {
     std::uint64_t active_wait_buckets[kActiveWaitBuckets];  // as RuleCounters' (not cumulative)
     std::int32_t logins_waiting;        // logins waiting in the login queue now
     std::uint64_t login_wait_admitted;  // logins admitted after waiting in the login queue
-    std::uint64_t login_wait_refused;   // refused when their wait was over
+    std::uint64_t login_wait_rejected;   // refused when their wait was over
     std::uint64_t login_queue_full;     // refused at once: connguard.login_queue_size already waited
     std::uint64_t would_reject;
     std::uint64_t would_terminate;
@@ -98,6 +101,6 @@ std::string escape_label_value(std::string_view value);
 std::string render_metrics(const ServerMetrics& server, const RuleMetrics* rules, std::size_t rule_count,
                            const PoolMetrics* pools, std::size_t pool_count,
                            const AdviceFindingMetrics* findings = nullptr, std::size_t finding_count = 0,
-                           const AdviceCapMetrics* caps = nullptr, std::size_t cap_count = 0);
+                           const AdviceGroupMetrics* groups = nullptr, std::size_t group_count = 0);
 
 }  // namespace connguard::core

@@ -98,7 +98,7 @@ void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQu
     if (c == nullptr) return;
     switch (end) {
         case LoginQueueEnd::kAdmitted: ++c->login_waits; ++c->login_wait_admitted; break;
-        case LoginQueueEnd::kRefused: ++c->login_waits; ++c->login_wait_refused; break;
+        case LoginQueueEnd::kRefused: ++c->login_waits; ++c->login_wait_rejected; break;
         case LoginQueueEnd::kQueueFull: ++c->login_queue_full; break;
     }
 }

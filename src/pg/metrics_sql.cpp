@@ -85,8 +85,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     core::RuleMetrics* rules = nullptr;
     core::PoolMetrics* pools = nullptr;
     core::AdviceFindingMetrics* findings = nullptr;
-    core::AdviceCapMetrics* caps = nullptr;
-    std::size_t rule_count = 0, pool_count = 0, finding_count = 0, cap_count = 0;
+    core::AdviceGroupMetrics* groups = nullptr;
+    std::size_t rule_count = 0, pool_count = 0, finding_count = 0, group_count = 0;
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_connguard: SPI_connect failed");
     run("SELECT * FROM connguard.server_status");
@@ -135,17 +135,20 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         f.application_name = row.string("application_name");
         f.finding = row.string("finding");
     }
-    run("SELECT datname, usename, application_name, recommended_cap FROM connguard.pool_advice "
-        "WHERE recommended_cap IS NOT NULL ORDER BY datname, usename, application_name");
-    cap_count = SPI_processed;
-    caps = static_cast<core::AdviceCapMetrics*>(MemoryContextAllocZero(caller, sizeof(core::AdviceCapMetrics) * Max(cap_count, 1)));
-    for (std::size_t i = 0; i < cap_count; ++i) {
+    run("SELECT datname, usename, application_name, peak_sessions, peak_active, recommended_cap "
+        "FROM connguard.pool_advice ORDER BY datname, usename, application_name");
+    group_count = SPI_processed;
+    groups = static_cast<core::AdviceGroupMetrics*>(
+        MemoryContextAllocZero(caller, sizeof(core::AdviceGroupMetrics) * Max(group_count, 1)));
+    for (std::size_t i = 0; i < group_count; ++i) {
         const SpiRow row{SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller};
-        core::AdviceCapMetrics& c = caps[i];
-        c.datname = row.string("datname");
-        c.usename = row.string("usename");
-        c.application_name = row.string("application_name");
-        c.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap"));
+        core::AdviceGroupMetrics& g = groups[i];
+        g.datname = row.string("datname");
+        g.usename = row.string("usename");
+        g.application_name = row.string("application_name");
+        g.peak_sessions = static_cast<std::int32_t>(row.integer("peak_sessions"));
+        g.peak_active = static_cast<std::int32_t>(row.integer("peak_active"));
+        g.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap", -1));
     }
     run("SELECT *, extract(epoch FROM active_wait_time)::float8 AS active_wait_seconds FROM connguard.rule_stats");
     rule_count = SPI_processed;
@@ -173,7 +176,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.would_wait = row.integer("would_wait");
         r.logins_waiting = static_cast<std::int32_t>(row.integer("logins_waiting"));
         r.login_wait_admitted = row.integer("login_wait_admitted");
-        r.login_wait_refused = row.integer("login_wait_refused");
+        r.login_wait_rejected = row.integer("login_wait_rejected");
         r.login_queue_full = row.integer("login_queue_full");
         row.counts("active_wait_histogram", r.active_wait_buckets, core::kActiveWaitBuckets);
         r.would_reject = row.integer("would_reject");
@@ -204,7 +207,7 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
     std::size_t size = 0;
     cpp_call([&] {
         const std::string rendered = core::render_metrics(server, rules, rule_count, pools, pool_count, findings, finding_count,
-                                                          caps, cap_count);
+                                                          groups, group_count);
         rendered_text = static_cast<char*>(std::malloc(rendered.size()));
         if (rendered_text == nullptr && !rendered.empty()) throw std::bad_alloc();
         size = rendered.size();

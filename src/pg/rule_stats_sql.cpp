@@ -105,7 +105,7 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     row->put(Int32GetDatum(logins_waiting_under(copy.waiters, copy.slot_count, default_row ? "" : name)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_waits)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_wait_admitted)));
-    row->put(Int64GetDatum(static_cast<int64>(c->login_wait_refused)));
+    row->put(Int64GetDatum(static_cast<int64>(c->login_wait_rejected)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_queue_full)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));

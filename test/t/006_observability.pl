@@ -172,8 +172,37 @@ SKIP: {
     my ($out, $err) = run_command(['sh', '-c', "/usr/bin/promtool check metrics < $file"]);
     is($err . $out, '', 'promtool check metrics accepts connguard.metrics()');
 }
+# --- One vocabulary: the exporter queries file gives every figure the name, type and labels
+# metrics() gives it. metrics() alone has the figures no view shows (pool_advice's table sizes)
+# and the max_active wait histogram.
+my %metrics_only = map { $_ => 1 } qw(connguard_pool_advice_groups connguard_pool_advice_groups_evicted_total
+    connguard_pool_advice_news_lost_total connguard_rule_active_wait_seconds);
+my %metrics_type = $metrics =~ /^# TYPE (\S+) (\S+)$/mg;
+my (%yaml_type, $query);
+for my $line (split /\n/, slurp_file("$FindBin::Bin/../../monitoring/postgres_exporter_queries.yaml")) {
+    $query = $1 if $line =~ /^(\w+):\s*$/;
+    $yaml_type{"${query}_$1"} = lc $2 if $line =~ /^\s+- (\w+): \{usage: "(GAUGE|COUNTER)"/;
+}
+is(join(' ', sort keys %yaml_type), join(' ', sort grep { !$metrics_only{$_} } keys %metrics_type),
+   'the exporter queries file has exactly the families of metrics() (but the few it cannot give)');
+is(join(' ', map { "$_=$yaml_type{$_}" } sort grep { ($metrics_type{$_} // '') ne $yaml_type{$_} } keys %yaml_type), '',
+   'each with the type metrics() gives it');
+
+# The label names of each family's samples in a Prometheus text (the exporter's own "server" aside).
+sub label_names {
+    my ($text) = @_;
+    my %labels;
+    for my $line (split /\n/, $text) {
+        next unless $line =~ /^(connguard_\w+?)(?:_bucket|_sum|_count)?(?:\{(.*)\})? \S+$/;
+        my ($family, $body) = ($1, $2 // '');
+        $labels{$family} = join(',', sort grep { $_ ne 'server' } $body =~ /(\w+)="/g);
+    }
+    return %labels;
+}
+my %metrics_labels = label_names($metrics);
+
 SKIP: {
-    skip 'prometheus-postgres-exporter is not installed', 2 unless -x '/usr/bin/prometheus-postgres-exporter';
+    skip 'prometheus-postgres-exporter is not installed', 3 unless -x '/usr/bin/prometheus-postgres-exporter';
     my $port = PostgreSQL::Test::Cluster::get_free_port();
     my $queries = "$FindBin::Bin/../../monitoring/postgres_exporter_queries.yaml";
     my $user = $node->safe_psql('postgres', 'SELECT current_user');
@@ -188,8 +217,12 @@ SKIP: {
         last if $body =~ /connguard_rule_rejected/;
         sleep(0.2);
     }
-    like($body, qr/^connguard_rule_rejected\{rule_name="closed"(,server="[^"]*")?\} 5000$/m, 'the exporter serves rule figures');
-    like($body, qr/^connguard_server_usable_slots(\{[^}]*\})? 147$/m, 'and server figures');
+    like($body, qr/^connguard_rule_rejected_total\{rule="closed"(,server="[^"]*")?\} 5000$/m, 'the exporter serves rule figures');
+    like($body, qr/^connguard_usable_slots(\{[^}]*\})? 147$/m, 'and server figures');
+    my %exporter_labels = label_names($body);
+    my @differ = grep { defined $metrics_labels{$_} && $metrics_labels{$_} ne $exporter_labels{$_} } sort keys %exporter_labels;
+    is(join('; ', map { "$_: exporter ($exporter_labels{$_}), metrics() ($metrics_labels{$_})" } @differ), '',
+       'each family the exporter serves has the labels metrics() gives it (' . scalar(keys %exporter_labels) . ' families served)');
     $exporter->kill_kill;
 }
 

@@ -107,24 +107,24 @@ for my $name ('a', 'b') {
 }
 my $expected = join("\n", map { "application_name=$_=$by_hand{$_}" } sort keys %by_hand);
 is($expected, "application_name=svc-api=5\napplication_name=svc-batch=1", 'the views, added up by hand: 5 svc-api, 1 svc-batch');
-my $query = 'sum by (application_name) (connguard_pool_total{application_name=~"svc-.*"})';
+my $query = 'sum by (application_name) (connguard_pool_sessions{application_name=~"svc-.*"})';
 is(promql_until($query, $expected), $expected, "Prometheus: $query gives the same");
 note "$query:\n" . (promql($query) // '');
 
-$query = 'sum by (node) (connguard_pool_total{application_name="svc-api"})';
+$query = 'sum by (node) (connguard_pool_sessions{application_name="svc-api"})';
 is(promql($query), "node=a=2\nnode=b=3", "Prometheus: $query keeps each node apart (2 on a, 3 at the cap on b)");
 
-$query = 'sum by (rule_name) (connguard_rule_rejected{rule_name="svc"})';
-is(promql_until($query, 'rule_name=svc=1'), 'rule_name=svc=1', "Prometheus: $query counts the refusal on b");
+$query = 'sum by (rule) (connguard_rule_rejected_total{rule="svc"})';
+is(promql_until($query, 'rule=svc=1'), 'rule=svc=1', "Prometheus: $query counts the refusal on b");
 
-$query = 'count(connguard_server_worker_up == 1)';
+$query = 'count(connguard_worker_up == 1)';
 is(promql_until($query, '=2'), '=2', "Prometheus: $query: the worker runs on both nodes");
 
 # Node a: svc's cap of 3 for each of the two applications seen there; node b: one.
 $query = 'sum by (node) (connguard_capacity_capped_sessions)';
 is(promql_until($query, "node=a=6\nnode=b=3"), "node=a=6\nnode=b=3", "Prometheus: $query: what each node's caps can hold");
 
-$query = 'sum(connguard_pool_total{usename="app"})';
+$query = 'sum(connguard_pool_sessions{usename="app"})';
 is(promql_until($query, '=6'), '=6', "Prometheus: $query: the role's six sessions on the two servers together");
 
 # pool_advice through the exporter: each node's peak of svc-api sessions, added up.

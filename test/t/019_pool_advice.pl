@@ -74,6 +74,9 @@ ok($node->poll_query_until('postgres',
     q{SELECT ended_idle_in_transaction = 3 AND 'leak suspected' = ANY(findings)
       FROM connguard.pool_advice WHERE application_name = 'leaky'}),
    'three sessions ended idle in transaction: leak suspected');
+is(advice_of_app('leaky', q{terminated_idle_in_transaction || ' ' || (terminated_idle_in_transaction = ended_idle_in_transaction)
+    || ' ' || (rejected = refused) || ' ' || (would_terminate = would_end)}), '3 true true true',
+   "pool_advice's counts under rule_stats' words, the 1.1 words beside them");
 like(advice_of_app('leaky', q{evidence[array_position(findings, 'leak suspected')]}),
      qr/^3 sessions ended idle in transaction in the last \d+(\.\d)? s, the longest after \d+(\.\d)? s: /,
      'its evidence counts them and gives the longest');
@@ -138,7 +141,7 @@ like($err, qr/permission denied/, 'another role does not');
 
 # metrics() carries the findings.
 my $metrics = $node->safe_psql('postgres', 'SELECT connguard.metrics()');
-like($metrics, qr/^connguard_pool_advice_finding\{datname="postgres",usename="app",application_name="leaky",finding="leak suspected"\} 1$/m,
+like($metrics, qr/^connguard_pool_advice_findings\{datname="postgres",usename="app",application_name="leaky",finding="leak suspected"\} 1$/m,
      'metrics(): one series per finding');
 like($metrics, qr/^connguard_pool_advice_recommended_cap\{datname="postgres",usename="app",application_name="big-pool"\} 3$/m,
      'metrics(): the recommended cap of a group with a finding');

@@ -91,7 +91,7 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
     $node->poll_query_until('postgres', q{SELECT current_setting('connguard.login_wait') = '1s'});
     my $refused = login($node, user => 'app', database => 'postgres', application_name => 'one');
     is($refused->{sqlstate}, '53300', 'a waiter whose wait is over is refused');
-    is(rule_stat('login_wait_refused'), '1', 'rule_stats counts it');
+    is(rule_stat('login_wait_rejected'), '1', 'rule_stats counts it');
     like(value('SELECT connguard.metrics()'), qr/connguard_rule_login_queue_total\{rule="one",outcome="admitted"\} 4/,
          'metrics() gives the outcomes');
 }

@@ -42,8 +42,14 @@ TEST(Metrics, ServerFigures) {
     const std::string text = render_metrics(server(), nullptr, 0, nullptr, 0);
     EXPECT_NE(text.find("connguard_client_sessions{state=\"active\"} 6\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_utilization_ratio 0.5\n"), std::string::npos);
-    EXPECT_NE(text.find("connguard_health_status{status=\"warning\"} 1\n"), std::string::npos);
-    EXPECT_NE(text.find("connguard_health_status{status=\"ok\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_health_level 1\n"), std::string::npos);  // warning
+    for (const auto& [status, level] : {std::pair{"ok", "0"}, std::pair{"critical", "2"}}) {
+        ServerMetrics other = server();
+        other.status = status;
+        EXPECT_NE(render_metrics(other, nullptr, 0, nullptr, 0).find(std::string("connguard_health_level ") + level + "\n"),
+                  std::string::npos)
+            << status;
+    }
     EXPECT_NE(text.find("connguard_rule_set_version 7\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_capacity_overcommitted 0\n"), std::string::npos);
 }
@@ -81,11 +87,13 @@ TEST(Metrics, LoginQueueNowAndItsOutcomes) {
     rule.logins_waiting = 2;
     rule.login_wait_admitted = 7;
     rule.login_queue_full = 1;
+    rule.login_wait_rejected = 3;
     const std::string text = render_metrics(server(), &rule, 1, nullptr, 0);
     EXPECT_NE(text.find("# TYPE connguard_rule_logins_waiting gauge\n"), std::string::npos) << text;
     EXPECT_NE(text.find("connguard_rule_logins_waiting{rule=\"web\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_rule_login_queue_total{rule=\"web\",outcome=\"admitted\"} 7\n"), std::string::npos);
     EXPECT_NE(text.find("connguard_rule_login_queue_total{rule=\"web\",outcome=\"queue_full\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_queue_total{rule=\"web\",outcome=\"rejected\"} 3\n"), std::string::npos);
 }
 
 TEST(Metrics, PoolsPerState) {
@@ -93,7 +101,7 @@ TEST(Metrics, PoolsPerState) {
     const std::string text = render_metrics(server(), nullptr, 0, &pool, 1);
     EXPECT_NE(text.find("connguard_pool_sessions{datname=\"shop\",usename=\"app\",application_name=\"web\",state=\"idle\"} 3\n"),
               std::string::npos);
-    EXPECT_NE(text.find("connguard_pool_waiting_on_lock{datname=\"shop\",usename=\"app\",application_name=\"web\"} 1\n"),
+    EXPECT_NE(text.find("connguard_pool_lock_waiters{datname=\"shop\",usename=\"app\",application_name=\"web\"} 1\n"),
               std::string::npos);
     EXPECT_NE(text.find("connguard_pool_max_active_sessions{datname=\"shop\",usename=\"app\",application_name=\"web\",state=\"queued\"} 4\n"),
               std::string::npos) << text;
@@ -114,11 +122,12 @@ TEST(Metrics, PoolAdviceFindingsAndRecommendedCaps) {
     const AdviceFindingMetrics findings[] = {{"db", "app", "big-pool", "idle majority"},
                                              {"db", "app", "big-pool", "oversized pool"},
                                              {"db", "app", "leaky", "leak suspected"}};
-    const AdviceCapMetrics caps[] = {{"db", "app", "big-pool", 3}, {"db", "app", "leaky", 2}};
-    const std::string text = render_metrics(s, nullptr, 0, nullptr, 0, findings, 3, caps, 2);
+    const AdviceGroupMetrics groups[] = {
+        {"db", "app", "big-pool", 12, 3, 3}, {"db", "app", "leaky", 4, 2, 2}, {"db", "app", "quiet", 1, 0, -1}};
+    const std::string text = render_metrics(s, nullptr, 0, nullptr, 0, findings, 3, groups, 3);
     EXPECT_NE(text.find("connguard_pool_advice_groups 3\n"), std::string::npos) << text;
     EXPECT_NE(text.find("connguard_pool_advice_groups_evicted_total 7\n"), std::string::npos);
-    EXPECT_NE(text.find("connguard_pool_advice_finding{datname=\"db\",usename=\"app\",application_name=\"big-pool\","
+    EXPECT_NE(text.find("connguard_pool_advice_findings{datname=\"db\",usename=\"app\",application_name=\"big-pool\","
                         "finding=\"oversized pool\"} 1\n"),
               std::string::npos)
         << text;
@@ -127,6 +136,15 @@ TEST(Metrics, PoolAdviceFindingsAndRecommendedCaps) {
     ASSERT_NE(first, std::string::npos) << text;
     EXPECT_EQ(text.find(cap, first + 1), std::string::npos) << "once a group";
     EXPECT_NE(text.find("application_name=\"leaky\"} 2\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find("connguard_pool_advice_recommended_cap{datname=\"db\",usename=\"app\",application_name=\"quiet\"}"),
+              std::string::npos)
+        << "no recommended cap, no sample";
+    EXPECT_NE(text.find("connguard_pool_advice_peak_sessions{datname=\"db\",usename=\"app\",application_name=\"quiet\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("connguard_pool_advice_peak_active{datname=\"db\",usename=\"app\",application_name=\"big-pool\"} 3\n"),
+              std::string::npos)
+        << text;
 }
 
 TEST(Metrics, ActiveWaitsAreAHistogram) {

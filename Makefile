@@ -5,7 +5,7 @@ MODULE_big = pg_connguard
 DATA = pg_connguard--1.0.sql pg_connguard--1.0--1.1.sql pg_connguard--1.1--1.2.sql
 PGFILEDESC = "pg_connguard - connection caps and idle-session limits"
 
-OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard src/core/*.cpp) $(wildcard src/pg/*.cpp)))
+OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard src/core/*.cpp) $(wildcard src/pg/*.cpp) $(wildcard src/pg/*/*.cpp)))
 
 PG_CONFIG ?= pg_config
 PG_INCLUDEDIR_SERVER := $(shell $(PG_CONFIG) --includedir-server)

@@ -2,15 +2,15 @@
 // memory or a background worker only happens at preload; loaded any other way, the
 // library defines nothing and its SQL functions say it must be preloaded.
 #include "pg/postgres_includes.h"
-#include "pg/active_gate.h"
-#include "pg/ending_notice.h"
-#include "pg/login_hook.h"
-#include "pg/removal_watch.h"
-#include "pg/rename_check.h"
-#include "pg/rename_keeping.h"
-#include "pg/rename_notice.h"
-#include "pg/settings.h"
-#include "pg/shared_state.h"
+#include "pg/admission/active_gate.h"
+#include "pg/state/ending_notice.h"
+#include "pg/admission/login_hook.h"
+#include "pg/rules/removal_watch.h"
+#include "pg/admission/rename_check.h"
+#include "pg/admission/rename_keeping.h"
+#include "pg/admission/rename_notice.h"
+#include "pg/state/settings.h"
+#include "pg/state/shared_state.h"
 #include "pg/worker.h"
 
 extern "C" {

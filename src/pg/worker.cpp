@@ -5,15 +5,15 @@
 // publishes the rules and exits. A failed load leaves the last good rules in force.
 #include "pg/worker.h"
 
-#include "pg/activity.h"
-#include "pg/group_figures.h"
-#include "pg/history.h"
-#include "pg/idle_enforcer.h"
-#include "pg/rule_loader.h"
-#include "pg/session_watch.h"
-#include "pg/settings.h"
-#include "pg/shared_state.h"
-#include "pg/standby_follower.h"
+#include "pg/state/activity.h"
+#include "pg/state/group_figures.h"
+#include "pg/state/history.h"
+#include "pg/enforcement/idle_enforcer.h"
+#include "pg/rules/rule_loader.h"
+#include "pg/enforcement/session_watch.h"
+#include "pg/state/settings.h"
+#include "pg/state/shared_state.h"
+#include "pg/rules/standby_follower.h"
 
 extern "C" {
 #include "access/xlog.h"

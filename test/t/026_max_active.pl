@@ -264,5 +264,22 @@ sub stat_of {
     close $free->{socket};
 }
 
+# --- No rule with max_active: a session's statements look nothing up; once a rule has one
+# again, the same session's next transaction takes a place (and another session queues).
+{
+    $node->safe_psql('postgres', q{UPDATE connguard.rules SET max_active = NULL; SELECT connguard.reload_rules()});
+    my $early = open_session(application_name => 'one-early');
+    is(query_value($early, 'SELECT 9'), '9', 'with no max_active anywhere, a session runs statements');
+    $node->safe_psql('postgres', q{UPDATE connguard.rules SET max_active = 1 WHERE rule_name = 'one';
+        SELECT connguard.reload_rules()});
+    is(simple_query($early, 'BEGIN; SELECT 1'), undef, 'a max_active of 1 again: the same session begins a transaction');
+    my $later = open_session(application_name => 'one-later');
+    send_query($later, 'SELECT 2');
+    ok(wait_queued($node, $later->{pid}), 'and holds the place: another session queues behind it');
+    is(simple_query($early, 'COMMIT'), undef, 'it commits');
+    is(wait_result($later), undef, 'the queued statement runs');
+    close $_->{socket} for $early, $later;
+}
+
 $node->stop;
 done_testing();

@@ -48,8 +48,7 @@ void look_up(SharedState* state, int index) {
     LWLockAcquire(state->lock, LW_SHARED);
     fresh.version = pg_atomic_read_u64(&state->placement_version);
     const core::SessionSlot& slot = state->slots[index];
-    // No rule has a max_active (most servers): neither the slot nor the rules are read.
-    if (state->max_active_rule_count > 0 && slot.in_use && slot.pid == MyProcPid && slot.counted && !slot.exempt_login) {
+    if (slot.in_use && slot.pid == MyProcPid && slot.counted && !slot.exempt_login) {
         const core::CompiledRule* rule = core::rule_named(state->rules, state->rule_count, slot.rule_name);
         if (rule != nullptr && rule->max_active > 0 && rule->mode != core::Mode::kExempt) {
             fresh.limited = true;
@@ -205,6 +204,11 @@ void enter_gate() {
     if (state == nullptr || MyBackendType != B_BACKEND || am_walsender || IsParallelWorker()) return;
     const int index = CONNGUARD_MY_PROC_NUMBER();
     if (index < 0 || index >= state->slot_count) return;
+    // No rule has a max_active (most servers): nothing to look up, and this backend's own copy
+    // of the lookup is not even touched (its first write would cost a page fault in every new
+    // backend). Read without the lock, like the version below: a rule set installed meanwhile
+    // is seen from the next statement on.
+    if (state->max_active_rule_count == 0) return;
     if (pg_atomic_read_u64(&state->placement_version) != lookup.version) look_up(state, index);
     if (!lookup.limited || !setting_enabled) return;
     if (!callback_registered) {

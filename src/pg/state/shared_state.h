@@ -120,7 +120,7 @@ struct SharedState {
     core::RuleSieve* rule_sieves;  // [rule_capacity], sieve_of(rules[i]): what classifying a login reads first
     std::int32_t group_rule_count;  // rules whose role_name is a "+group"
     std::int32_t reserving_rule_count;  // rules with a min_connections: a login checks reservations only then
-    std::int32_t max_active_rule_count;  // rules with a max_active: a session's first statement looks its up only then
+    std::int32_t max_active_rule_count;  // rules with a max_active: only then does a transaction's first statement look its rule up
 
     // One slot per backend, indexed by proc number: who holds a place in which group. Behind
     // them, slots[(1 + k) * slot_count + i] (k < core::kKeptPlaces) are the places backend i

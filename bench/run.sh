@@ -24,9 +24,11 @@ run_bench() {
 }
 # BENCH_ONLY=workload runs the max_active rows (bench/workload.pl, about 8 minutes) alone.
 # BENCH_ONLY=login the login cost by bench/login.pl (about 25 minutes with both held counts).
+# BENCH_ONLY=login_queue the login queue and reservations rows (bench/login_queue.pl).
 # Each script's own defaults: seconds per run and rounds (per block for login.pl).
 case "${BENCH_ONLY:-}" in
     workload) echo "== max_active benchmarks"; run_bench workload 8 6 ;;
+    login_queue) echo "== login queue and reservations"; run_bench login_queue 10 1 ;;
     login) echo "== login cost, A/A and A/B (bench/login.pl)"; run_bench login 6 4 ;;
 esac
 if [ -n "${BENCH_ONLY:-}" ]; then
@@ -52,6 +54,8 @@ read -r cow fresh shared < <("$root/build/bench/page_fault_cost")
 printf '\nOn this machine a first write to a page costs %s µs when the page was inherited from the parent process (copy on write) and %s µs for a fresh page, and a first read of a 64 KB stretch of shared memory costs %s µs (bench/page_fault_cost.c); every backend is a fresh fork of the postmaster and pays this for each page or stretch it touches.\n' "$cow" "$fresh" "$shared" >> "$results"
 echo "== max_active benchmarks"
 run_bench workload 8 6
+echo "== login queue and reservations (bench/login_queue.pl)"
+run_bench login_queue 10 1
 echo "== login cost, A/A and A/B (bench/login.pl)"
 run_bench login 6 4
 echo

@@ -198,7 +198,7 @@ void apply_news(GroupFigures* group, const GroupNews& news, std::int64_t span_us
         case GroupNewsKind::kWouldRefuse: ++bucket.would_refuse; break;
         case GroupNewsKind::kEnded:
         case GroupNewsKind::kWouldEnd:
-            if (reason < 0 || reason >= 6) break;
+            if (reason < 0 || reason >= static_cast<int>(kEventReasonCount)) break;
             ++(news.kind == GroupNewsKind::kEnded ? bucket.ended : bucket.would_end)[reason];
             if (is_leak(news.reason)) bucket.longest_leak_us = std::max(bucket.longest_leak_us, news.duration_us);
             break;

@@ -227,8 +227,8 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
         }
     }
     w.family("connguard_pool_advice_findings", "gauge",
-             "1 for each finding of connguard.pool_advice (not pooling, leak suspected, oversized pool, starved, idle "
-             "majority) per database, role and application.");
+             "1 for each finding of connguard.pool_advice (not pooling, leak suspected, long transactions, oversized "
+             "pool, starved, idle majority, saturates the server) per database, role and application.");
     for (std::size_t i = 0; i < finding_count; ++i) {
         const AdviceFindingMetrics& f = findings[i];
         w.sample("connguard_pool_advice_findings", 1,

@@ -84,6 +84,22 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
         advice.findings.push_back({"leak suspected", words});
     }
 
+    // Transactions its rule's max_transaction_time ended (or would have): work that runs
+    // longer than the rule allows, busy or idle.
+    const std::uint64_t ended_long = g.ended[static_cast<int>(EventReason::kTransactionTime)];
+    const std::uint64_t would_long = g.would_end[static_cast<int>(EventReason::kTransactionTime)];
+    if (ended_long + would_long > 0) {
+        std::string words;
+        if (ended_long > 0) words = plural(ended_long, "session", "sessions") + " ended for a transaction open past max_transaction_time";
+        if (would_long > 0) {
+            if (!words.empty()) words += " and ";
+            words += plural(would_long, "session", "sessions") + " would have been (monitor mode or dry run)";
+        }
+        words += " " + window + ": its transactions run longer than its rule allows (a slow statement, a batch in one "
+                 "transaction, or a missing commit)";
+        advice.findings.push_back({"long transactions", words});
+    }
+
     if (advice.recommended_cap > 0 && g.peak_sessions >= t.min_sessions &&
         g.peak_sessions >= static_cast<std::int64_t>(t.oversized_factor) * advice.recommended_cap) {
         advice.findings.push_back(

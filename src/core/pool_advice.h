@@ -1,7 +1,7 @@
 // connguard.pool_advice's judgement of one application group: a recommended cap from its
 // observed peak of active sessions with headroom (its peak of sessions when it is not
 // pooling; at least its cap with headroom when it is starved), and findings (not pooling, leak
-// suspected, oversized pool, starved, idle majority, saturates the server), each with its evidence in words and
+// suspected, long transactions, oversized pool, starved, idle majority, saturates the server), each with its evidence in words and
 // numbers. The thresholds are connguard.advice_* settings.
 #pragma once
 #include "no_postgres.h"

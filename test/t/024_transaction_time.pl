@@ -157,6 +157,13 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM connguard.events WHERE ev
     AND rule_name = 'txc'}), '2', 'events: each cancel');
 like($node->safe_psql('postgres', 'SELECT connguard.metrics()'),
      qr/connguard_rule_terminated_total\{rule="tx",reason="transaction_time"\} 3\n/, 'metrics(): endings by reason transaction_time');
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM connguard.pool_advice
+    WHERE terminated_transaction_time > 0 AND 'long transactions' = ANY(findings)}),
+   'pool_advice: the groups whose transactions were ended have the finding long transactions');
+like($node->safe_psql('postgres', q{SELECT evidence[array_position(findings, 'long transactions')] FROM connguard.pool_advice
+    WHERE 'long transactions' = ANY(findings) ORDER BY terminated_transaction_time DESC LIMIT 1}),
+     qr/^\d+ sessions? ended for a transaction open past max_transaction_time in the last /,
+     'with its evidence: how many were ended, and over which window');
 
 # --- connguard.dry_run: recorded as would_terminate / would_cancel, nothing done.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET connguard.dry_run = on; SELECT pg_reload_conf()});

@@ -139,6 +139,22 @@ TEST(GroupFigures, EndingsByReasonAndTheLongestLeak) {
     EXPECT_EQ(s.longest_leak_us, 31 * 60 * kSecond);  // an idle (not in transaction) ending is no leak
 }
 
+// Every reason an ending can have counts, the ones added after the first six too: 1.2's
+// transaction_time endings were dropped by a bound of 6 (pool_advice showed 0 for them).
+TEST(GroupFigures, EndingsOfEveryReasonCount) {
+    Table table(1);
+    GroupFigures* g = find_or_add_group(table.view(), group_name("db", "r", "api"), kStart);
+    for (std::size_t r = 0; r < kEventReasonCount; ++r) {
+        apply_news(g, news(GroupNewsKind::kEnded, kStart, kSecond, static_cast<EventReason>(r)), kSpan);
+        apply_news(g, news(GroupNewsKind::kWouldEnd, kStart, kSecond, static_cast<EventReason>(r)), kSpan);
+    }
+    const GroupSummary s = summarize(*g, kStart + kSecond, kSpan);
+    for (std::size_t r = 0; r < kEventReasonCount; ++r) {
+        EXPECT_EQ(s.ended[r], 1u) << "reason " << r;
+        EXPECT_EQ(s.would_end[r], 1u) << "reason " << r;
+    }
+}
+
 TEST(GroupFigures, OldBucketsLeaveTheWindowAndTheHour) {
     Table table(1);
     GroupFigures* g = find_or_add_group(table.view(), group_name("db", "r", "api"), kStart);

@@ -82,6 +82,21 @@ TEST(PoolAdvice, WouldEndingsCountInMonitorMode) {
     EXPECT_NE(f->evidence.find("2 sessions would have been"), std::string::npos) << f->evidence;
 }
 
+TEST(PoolAdvice, SessionsEndedForTransactionTimeAreLongTransactions) {
+    GroupSummary s = quiet();
+    EXPECT_EQ(finding(advise(s, -1, AdviceThresholds{}), "long transactions"), nullptr);
+    s.ended[static_cast<int>(EventReason::kTransactionTime)] = 3;
+    s.would_end[static_cast<int>(EventReason::kTransactionTime)] = 1;
+    const Advice advice = advise(s, -1, AdviceThresholds{});
+    const Finding* f = finding(advice, "long transactions");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("3 sessions ended for a transaction open past max_transaction_time and 1 session would "
+                               "have been (monitor mode or dry run) in the last 24 h"),
+              std::string::npos)
+        << f->evidence;
+    EXPECT_EQ(finding(advice, "leak suspected"), nullptr) << "a transaction's age is not a leak";
+}
+
 TEST(PoolAdvice, ManySessionsFewActiveIsAnOversizedPool) {
     GroupSummary s = quiet();
     s.peak_sessions = 20;

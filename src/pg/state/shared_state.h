@@ -38,7 +38,9 @@
 //    it shared, copy what they need into local memory (or, like the rename notice, compare a few
 //    bytes), release it, and only then build tuples, raise errors or signal. Nothing is allocated
 //    or reported while it is held; it is held by one process at a time for at most one pass over
-//    the slots.
+//    the slots. One kind of signal is sent under it: waking the logins waiting in the login
+//    queue (login_queue.cpp, wake_waiting_logins_locked), whose latches are set while their
+//    woken flags change; SetLatch neither allocates nor reports.
 //
 // 4. max_active's table (active_entries, active_groups) is protected by `active_lock`, a lock
 //    of its own so that taking and giving back a place never waits for the slot table's. A
@@ -46,7 +48,10 @@
 //    give its place back (or leave the queue); views take it shared. It is never held together
 //    with `lock`, nor while waiting, reporting or allocating.
 //
-// There are no unlocked reads of rule-3 fields. A latch pointer copied under the lock may
+// One rule-3 field is read without the lock: max_active_rule_count, by a transaction's first
+// statement (active_gate.cpp), to skip the look-up when no rule has a max_active. A value read
+// as the rule set changes is corrected at the next statement, which finds placement_version
+// changed. A latch pointer copied under the lock may
 // be stale by the time it is set (the worker exited meanwhile); a latch lives in shared
 // memory for the life of the server, so setting it then is a harmless wake-up.
 #pragma once

@@ -73,7 +73,10 @@ GRANT EXECUTE ON FUNCTION connguard._active_rules() TO pg_monitor;
 -- 1 ms, 10 ms, 100 ms, 1 s, 10 s, and longer), and would-waits of monitor mode or dry run;
 -- and the login queue: logins that waited for a place (connguard.login_wait), those admitted
 -- after waiting, those refused when their wait was over, and those refused at once because
--- connguard.login_queue_size logins of their group already waited.
+-- connguard.login_queue_size logins of their group already waited; the time logins waited
+-- there, and for those admitted after a leaving session gave their group a place back and
+-- woke them, the time from that moment to their admission and its histogram (up to 0.1 ms,
+-- 0.25 ms, 0.5 ms, 1 ms, 2.5 ms, 10 ms, and longer).
 DROP VIEW connguard.rule_stats;
 DROP FUNCTION connguard._rule_stats();
 CREATE FUNCTION connguard._rule_stats(
@@ -84,6 +87,7 @@ CREATE FUNCTION connguard._rule_stats(
     OUT active_waits bigint, OUT active_wait_timeouts bigint, OUT active_wait_deadlocks bigint,
     OUT active_wait_time interval, OUT active_wait_histogram bigint[],
     OUT logins_waiting integer, OUT login_waits bigint, OUT login_wait_admitted bigint, OUT login_wait_rejected bigint, OUT login_queue_full bigint,
+    OUT login_wait_time interval, OUT login_wake_time interval, OUT login_wake_histogram bigint[],
     OUT would_reject bigint, OUT would_terminate bigint, OUT would_wait bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_rule_stats' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
@@ -117,8 +121,9 @@ REVOKE ALL ON connguard.server_status FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION connguard._server_status() TO pg_monitor;
 GRANT SELECT ON connguard.server_status TO pg_monitor;
 
--- pool_advice counts a group's sessions ended for their transaction's age, and recommends a
--- max_active for a group whose active sessions alone reached the server's cores. Its counts
+-- pool_advice counts a group's sessions ended for their transaction's age and its logins that
+-- waited in the login queue (finding 'logins wait'), and recommends a max_active for a group
+-- whose active sessions alone reached the server's cores. Its counts
 -- take the words rule_stats, events and metrics() use (rejected, terminated_*, would_reject,
 -- would_terminate), as its last columns; the 1.1 words stay beside them until 2.0.
 DROP VIEW connguard.pool_advice;
@@ -130,7 +135,7 @@ CREATE FUNCTION connguard._pool_advice(
     OUT logins_per_minute double precision, OUT median_session interval, OUT logins bigint, OUT refused bigint,
     OUT ended_idle bigint, OUT ended_idle_in_transaction bigint, OUT ended_idle_blocker bigint, OUT ended_age bigint,
     OUT ended_cap bigint, OUT ended_closed bigint, OUT ended_transaction_time bigint, OUT would_refuse bigint,
-    OUT would_end bigint, OUT recommended_cap integer, OUT recommended_max_active integer, OUT findings text[],
+    OUT would_end bigint, OUT login_waits bigint, OUT recommended_cap integer, OUT recommended_max_active integer, OUT findings text[],
     OUT evidence text[],
     OUT since timestamp with time zone)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_pool_advice' LANGUAGE C VOLATILE
@@ -150,8 +155,9 @@ GRANT EXECUTE ON FUNCTION connguard._pool_advice() TO pg_monitor;
 GRANT SELECT ON connguard.pool_advice TO pg_monitor;
 
 -- sessions shows whether a session holds a max_active place or queues for one, and since
--- when it queues, and the statement_timeout and lock_timeout its rule gave it; pool_stats
--- counts them per (database, role, application).
+-- when it queues, and the statement_timeout and lock_timeout its rule gave it; login_queue
+-- lists the logins waiting for a place (connguard.login_wait); pool_stats counts both per
+-- (database, role, application), a group whose logins all wait included.
 DROP VIEW connguard.pool_stats;
 DROP VIEW connguard.sessions;
 DROP FUNCTION connguard._sessions();
@@ -167,39 +173,65 @@ SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.sessions AS SELECT * FROM connguard._sessions();
 COMMENT ON VIEW connguard.sessions IS
     'One row per client session: its state and for how long, its rule, the limit that applies now and when it will be ended';
+CREATE FUNCTION connguard._login_queue(
+    OUT pid integer, OUT datname text, OUT usename text, OUT application_name text, OUT rule_name text,
+    OUT queue_position integer, OUT waiting_since timestamptz, OUT wait_duration interval)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_login_queue' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, connguard, pg_temp;
+CREATE VIEW connguard.login_queue AS
+    SELECT * FROM connguard._login_queue() ORDER BY datname, usename, application_name, rule_name, queue_position;
+COMMENT ON VIEW connguard.login_queue IS
+    'One row per login waiting now for a place in its full cap group (connguard.login_wait), in line order';
 CREATE VIEW connguard.pool_stats AS
+WITH sessions AS (
+    SELECT datname, usename, application_name,
+           count(*)::integer AS total,
+           (count(*) FILTER (WHERE state IN ('active', 'fastpath function call')))::integer AS active,
+           (count(*) FILTER (WHERE state = 'idle'))::integer AS idle,
+           (count(*) FILTER (WHERE state = 'idle in transaction'))::integer AS idle_in_transaction,
+           (count(*) FILTER (WHERE state = 'idle in transaction (aborted)'))::integer AS idle_in_transaction_aborted,
+           (count(*) FILTER (WHERE waiting_on_lock))::integer AS waiting_on_lock,
+           max(state_duration) FILTER (WHERE state = 'idle') AS longest_idle,
+           pg_catalog.now() - min(xact_start) AS oldest_xact_age,
+           min(rule_name) AS rule_name,
+           max(cap) AS cap,
+           round(100.0 * max(cap_used) / NULLIF(max(cap), 0), 1) AS cap_used_pct,
+           (count(*) FILTER (WHERE max_active_state = 'running'))::integer AS running,
+           (count(*) FILTER (WHERE max_active_state = 'queued'))::integer AS queued,
+           pg_catalog.now() - min(queued_since) AS longest_queued
+    FROM connguard.sessions
+    GROUP BY datname, usename, application_name),
+logins AS (
+    SELECT datname, usename, application_name, min(rule_name) AS rule_name,
+           count(*)::integer AS logins_waiting, max(wait_duration) AS longest_login_wait
+    FROM connguard.login_queue
+    GROUP BY datname, usename, application_name)
 SELECT datname, usename, application_name,
-       count(*)::integer AS total,
-       (count(*) FILTER (WHERE state IN ('active', 'fastpath function call')))::integer AS active,
-       (count(*) FILTER (WHERE state = 'idle'))::integer AS idle,
-       (count(*) FILTER (WHERE state = 'idle in transaction'))::integer AS idle_in_transaction,
-       (count(*) FILTER (WHERE state = 'idle in transaction (aborted)'))::integer AS idle_in_transaction_aborted,
-       (count(*) FILTER (WHERE waiting_on_lock))::integer AS waiting_on_lock,
-       max(state_duration) FILTER (WHERE state = 'idle') AS longest_idle,
-       pg_catalog.now() - min(xact_start) AS oldest_xact_age,
-       min(rule_name) AS rule_name,
-       max(cap) AS cap,
-       round(100.0 * max(cap_used) / NULLIF(max(cap), 0), 1) AS cap_used_pct,
-       (count(*) FILTER (WHERE max_active_state = 'running'))::integer AS running,
-       (count(*) FILTER (WHERE max_active_state = 'queued'))::integer AS queued,
-       pg_catalog.now() - min(queued_since) AS longest_queued
-FROM connguard.sessions
-GROUP BY datname, usename, application_name;
+       coalesce(s.total, 0) AS total, coalesce(s.active, 0) AS active, coalesce(s.idle, 0) AS idle,
+       coalesce(s.idle_in_transaction, 0) AS idle_in_transaction,
+       coalesce(s.idle_in_transaction_aborted, 0) AS idle_in_transaction_aborted,
+       coalesce(s.waiting_on_lock, 0) AS waiting_on_lock,
+       s.longest_idle, s.oldest_xact_age, coalesce(s.rule_name, l.rule_name) AS rule_name, s.cap, s.cap_used_pct,
+       coalesce(s.running, 0) AS running, coalesce(s.queued, 0) AS queued, s.longest_queued,
+       coalesce(l.logins_waiting, 0) AS logins_waiting, l.longest_login_wait
+FROM sessions s FULL JOIN logins l USING (datname, usename, application_name);
 COMMENT ON VIEW connguard.pool_stats IS
-    'Client sessions per (database, role, application): by state, lock waits, longest idle, oldest transaction, cap use, max_active places and queue';
-REVOKE ALL ON FUNCTION connguard._sessions() FROM PUBLIC;
-REVOKE ALL ON connguard.sessions, connguard.pool_stats FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION connguard._sessions() TO pg_monitor;
-GRANT SELECT ON connguard.sessions, connguard.pool_stats TO pg_monitor;
+    'Client sessions per (database, role, application): by state, lock waits, longest idle, oldest transaction, cap use, max_active places and queue, logins waiting';
+REVOKE ALL ON FUNCTION connguard._sessions(), connguard._login_queue() FROM PUBLIC;
+REVOKE ALL ON connguard.sessions, connguard.login_queue, connguard.pool_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION connguard._sessions(), connguard._login_queue() TO pg_monitor;
+GRANT SELECT ON connguard.sessions, connguard.login_queue, connguard.pool_stats TO pg_monitor;
 
--- history samples how many sessions held a max_active place and how many queued.
+-- history samples how many sessions held a max_active place and how many queued, how many
+-- logins waited in the login queue, and counts the logins that waited there since the sample
+-- before.
 DROP VIEW connguard.history;
 DROP FUNCTION connguard._history();
 CREATE FUNCTION connguard._history(
     OUT sample_time timestamptz, OUT client_sessions integer, OUT active integer, OUT idle integer,
     OUT idle_in_transaction integer, OUT waiting_on_lock integer, OUT utilization_pct double precision,
     OUT connects bigint, OUT disconnects bigint, OUT rejected bigint, OUT terminated bigint,
-    OUT running integer, OUT queued integer)
+    OUT running integer, OUT queued integer, OUT logins_waiting integer, OUT login_waits bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'connguard_history' LANGUAGE C VOLATILE
 SET search_path = pg_catalog, connguard, pg_temp;
 CREATE VIEW connguard.history AS SELECT * FROM connguard._history() ORDER BY sample_time;

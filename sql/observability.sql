@@ -6,7 +6,7 @@ SELECT table_name, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ord
 FROM information_schema.columns
 WHERE table_schema = 'connguard' AND table_name IN
       ('sessions', 'pool_stats', 'rule_stats', 'server_status', 'events', 'history', 'active_rules', 'capacity',
-       'pool_advice')
+       'pool_advice', 'login_queue')
 GROUP BY table_name ORDER BY table_name;
 
 SELECT pg_catalog.pg_get_function_result('connguard.health()'::regprocedure) AS health,
@@ -34,6 +34,7 @@ SELECT count(*) FROM connguard.sessions;
 SELECT count(*) FROM connguard.pool_stats;
 SELECT count(*) FROM connguard.capacity;
 SELECT count(*) FROM connguard.pool_advice;
+SELECT count(*) FROM connguard.login_queue;
 SELECT * FROM connguard.health();
 SELECT connguard.metrics();
 SELECT connguard.reset_stats();
@@ -47,6 +48,8 @@ SELECT count(*) >= 0 AS events FROM connguard.events;
 SELECT count(*) >= 0 AS history FROM connguard.history;
 SELECT count(*) >= 1 AS capacity FROM connguard.capacity;
 SELECT count(*) >= 0 AS pool_advice FROM connguard.pool_advice;
+SELECT count(*) = 0 AS nobody_waits_to_log_in FROM connguard.login_queue;
+SELECT logins_waiting = 0 AND longest_login_wait IS NULL AS no_login_waits FROM connguard.pool_stats;
 SELECT status IS NOT NULL AS health FROM connguard.health();
 SELECT length(connguard.metrics()) > 0 AS metrics;
 SELECT connguard.reset_stats();

@@ -46,6 +46,12 @@ std::size_t active_wait_bucket(std::int64_t waited_us) noexcept {
     return bucket;
 }
 
+std::size_t login_wake_bucket(std::int64_t wake_us) noexcept {
+    std::size_t bucket = 0;
+    while (bucket < kLoginWakeBuckets - 1 && wake_us > kLoginWakeBucketUs[bucket]) ++bucket;
+    return bucket;
+}
+
 const char* event_kind_name(EventKind kind) noexcept {
     switch (kind) {
         case EventKind::kRejected: return "rejected";

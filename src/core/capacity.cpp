@@ -76,16 +76,31 @@ Capacity capacity(const CompiledRule* rules, std::size_t rule_count, const Sessi
 }
 
 std::string capacity_finding(const Capacity& capacity) {
-    if (!capacity.overcommitted) return {};
-    std::string text = "caps overcommitted: the rules can hold " + std::to_string(capacity.capped_total) +
-                       " sessions at once, " + std::to_string(capacity.usable_slots) + " slots are usable (";
-    bool first = true;
-    for (const CapacityRow& row : capacity.rows) {
-        if (!row.exhausting) continue;
-        text += (first ? "" : ", ") + row.rule_name + " " + std::to_string(row.can_hold);
-        first = false;
+    std::string text;
+    if (capacity.overcommitted) {
+        text = "caps overcommitted: the rules can hold " + std::to_string(capacity.capped_total) + " sessions at once, " +
+               std::to_string(capacity.usable_slots) + " slots are usable (";
+        bool first = true;
+        for (const CapacityRow& row : capacity.rows) {
+            if (!row.exhausting) continue;
+            text += (first ? "" : ", ") + row.rule_name + " " + std::to_string(row.can_hold);
+            first = false;
+        }
+        text += ")";
     }
-    return text + ")";
+    if (capacity.reserved_total > 0) {
+        if (!text.empty()) text += "; ";
+        text += std::to_string(capacity.reserved_total) + " of " + std::to_string(capacity.usable_slots) +
+                " usable slots reserved (min_connections:";
+        bool first = true;
+        for (const CapacityRow& row : capacity.rows) {
+            if (row.min_connections <= 0) continue;
+            text += (first ? " " : ", ") + row.rule_name + " " + std::to_string(row.min_connections);
+            first = false;
+        }
+        text += ")";
+    }
+    return text;
 }
 
 }  // namespace connguard::core

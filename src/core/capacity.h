@@ -50,7 +50,8 @@ Capacity capacity(const CompiledRule* rules, std::size_t rule_count, const Sessi
                   std::int32_t default_cap, std::int32_t usable_slots);
 
 // For health(): "caps overcommitted: the rules can hold 260 sessions at once, 197 slots are
-// usable (api 100, batch 50, ...)"; "" when not overcommitted.
+// usable (api 100, batch 50, ...)" when they are, and "8 of 197 usable slots reserved
+// (min_connections: critical 5, ops 3)" when rules reserve places; "" when neither.
 std::string capacity_finding(const Capacity& capacity);
 
 }  // namespace connguard::core

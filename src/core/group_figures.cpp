@@ -196,6 +196,10 @@ void apply_news(GroupFigures* group, const GroupNews& news, std::int64_t span_us
             break;
         case GroupNewsKind::kRefused: ++bucket.refused; break;
         case GroupNewsKind::kWouldRefuse: ++bucket.would_refuse; break;
+        case GroupNewsKind::kLoginWaited:
+            ++bucket.login_waits;
+            bucket.login_wait_us += static_cast<std::uint64_t>(std::max<std::int64_t>(news.duration_us, 0));
+            break;
         case GroupNewsKind::kEnded:
         case GroupNewsKind::kWouldEnd:
             if (reason < 0 || reason >= static_cast<int>(kEventReasonCount)) break;
@@ -241,6 +245,8 @@ GroupSummary summarize(const GroupFigures& group, std::int64_t now, std::int64_t
         s.logins += b.logins;
         s.refused += b.refused;
         s.would_refuse += b.would_refuse;
+        s.login_waits += b.login_waits;
+        s.login_wait_us += static_cast<std::int64_t>(b.login_wait_us);
         for (std::size_t r = 0; r < kEventReasonCount; ++r) {
             s.ended[r] += b.ended[r];
             s.would_end[r] += b.would_end[r];

@@ -38,14 +38,19 @@ bool same_group_name(const GroupName& a, const GroupName& b) noexcept;
 
 // kMovedOut / kMovedIn: a session renamed itself from one group into another (its login
 // stays counted where it logged in; its lifetime is counted where it ends).
-enum class GroupNewsKind : std::uint8_t { kLogin, kLogout, kRefused, kWouldRefuse, kEnded, kWouldEnd, kMovedOut, kMovedIn };
+// kLoginWaited: a login waited in the login queue (connguard.login_wait) for duration_us; its
+// kLogin or kRefused follows.
+enum class GroupNewsKind : std::uint8_t {
+    kLogin, kLogout, kRefused, kWouldRefuse, kEnded, kWouldEnd, kMovedOut, kMovedIn, kLoginWaited
+};
 
 // What a session tells the worker about its group.
 struct GroupNews {
     std::int64_t time;  // PostgreSQL timestamp
     GroupNewsKind kind;
     EventReason reason;        // kEnded, kWouldEnd: why (kNone: close_sessions)
-    std::int64_t duration_us;  // kLogout: the session's lifetime; kEnded, kWouldEnd: how long in its state
+    std::int64_t duration_us;  // kLogout: the session's lifetime; kEnded, kWouldEnd: how long in its state;
+                               // kLoginWaited: how long it waited
     GroupName name;
 };
 static_assert(std::is_trivially_copyable_v<GroupNews>);
@@ -62,6 +67,8 @@ struct FigureBucket {
     std::uint32_t logouts;
     std::uint32_t refused;
     std::uint32_t would_refuse;
+    std::uint32_t login_waits;      // logins that waited in the login queue
+    std::uint64_t login_wait_us;    // how long they waited, summed
     std::uint32_t ended[kEventReasonCount];       // by EventReason (kNone: ended by close_sessions)
     std::uint32_t would_end[kEventReasonCount];   // the same in monitor mode or dry run
     std::int64_t longest_leak_us;  // the longest idle in transaction among sessions ended (or that would be) for it
@@ -148,6 +155,8 @@ struct GroupSummary {
     std::int64_t median_lifetime_us = -1;  // rounded up to its bin; -1 without lifetimes
     std::uint64_t refused = 0;
     std::uint64_t would_refuse = 0;
+    std::uint64_t login_waits = 0;    // logins that waited in the login queue
+    std::int64_t login_wait_us = 0;   // how long they waited, summed
     std::uint64_t ended[kEventReasonCount] = {};
     std::uint64_t would_end[kEventReasonCount] = {};
     std::int64_t longest_leak_us = 0;

@@ -17,6 +17,11 @@ int login_queue_rank(const LoginWaiter* waiters, int count, const ActiveKey& gro
     return rank;
 }
 
+int login_queue_position(const LoginWaiter* waiters, int count, int self) noexcept {
+    if (!waiters[self].waiting) return 0;
+    return login_queue_rank(waiters, count, waiters[self].group, self) + 1;
+}
+
 int login_queue_next_to_wake(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept {
     int next = kNoWaiter;
     for (int i = 0; i < count; ++i) {

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "active_queue.h"
+#include "group_figures.h"
 
 namespace connguard::core {
 
@@ -22,10 +23,15 @@ struct LoginWaiter {
     std::int64_t since_us;  // when it began to wait, for the views
     ActiveKey group;        // the cap group it waits for (core::group_key as bytes; group.rule is
                             // the rule it is counted under, "" for the defaults)
+    GroupName name;         // its database, role and application_name, for the views
+    std::int64_t woken_at_us;  // when a session that gave a place back set its latch (0: none since it last looked)
 };
 static_assert(std::is_trivially_copyable_v<LoginWaiter>);
 
 constexpr int kNoWaiter = -1;
+
+// Its place in its group's line, 1 for the head (0: it does not wait).
+int login_queue_position(const LoginWaiter* waiters, int count, int self) noexcept;
 
 // How many logins wait for `group`.
 int login_queue_length(const LoginWaiter* waiters, int count, const ActiveKey& group) noexcept;

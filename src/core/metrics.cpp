@@ -40,6 +40,36 @@ public:
         out_ += number;
     }
 
+    // A histogram's samples for one rule: `buckets` (not cumulative) with the inclusive upper
+    // bounds `bounds_us` of all but the last, which is +Inf; its count is their total.
+    void histogram(const char* name, const char* rule, const std::uint64_t* buckets, const std::int64_t* bounds_us,
+                   std::size_t bucket_count, double sum_seconds) {
+        const std::string base = name;
+        const std::string bucket_name = base + "_bucket";
+        std::uint64_t cumulative = 0;
+        for (std::size_t b = 0; b < bucket_count; ++b) {
+            cumulative += buckets[b];
+            char le[32];
+            if (b + 1 < bucket_count) {
+                std::snprintf(le, sizeof le, "%g", static_cast<double>(bounds_us[b]) / 1e6);
+            } else {
+                std::snprintf(le, sizeof le, "+Inf");
+            }
+            sample(bucket_name.c_str(), static_cast<double>(cumulative), {{"rule", rule}, {"le", le}});
+        }
+        sample((base + "_sum").c_str(), sum_seconds, {{"rule", rule}});
+        sample((base + "_count").c_str(), static_cast<double>(cumulative), {{"rule", rule}});
+    }
+
+    // One gauge per application group of pool_advice, `field` of each.
+    void advice_groups(const char* name, const AdviceGroupMetrics* groups, std::size_t group_count,
+                       std::int32_t AdviceGroupMetrics::*field) {
+        for (std::size_t i = 0; i < group_count; ++i) {
+            const AdviceGroupMetrics& g = groups[i];
+            sample(name, g.*field, {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
+        }
+    }
+
     std::string take() { return std::move(out_); }
 
 private:
@@ -154,19 +184,8 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
              "How long statements queued for a max_active place under each rule (its count: the statements that queued).");
     for (std::size_t i = 0; i < rule_count; ++i) {
         const RuleMetrics& r = rules[i];
-        std::uint64_t cumulative = 0;
-        for (std::size_t b = 0; b < kActiveWaitBuckets; ++b) {
-            cumulative += r.active_wait_buckets[b];
-            char le[32];
-            if (b + 1 < kActiveWaitBuckets) {
-                std::snprintf(le, sizeof le, "%g", static_cast<double>(kActiveWaitBucketUs[b]) / 1e6);
-            } else {
-                std::snprintf(le, sizeof le, "+Inf");
-            }
-            w.sample("connguard_rule_active_wait_seconds_bucket", static_cast<double>(cumulative), {{"rule", r.rule_name}, {"le", le}});
-        }
-        w.sample("connguard_rule_active_wait_seconds_sum", r.active_wait_seconds, {{"rule", r.rule_name}});
-        w.sample("connguard_rule_active_wait_seconds_count", static_cast<double>(r.active_waits), {{"rule", r.rule_name}});
+        w.histogram("connguard_rule_active_wait_seconds", r.rule_name, r.active_wait_buckets, kActiveWaitBucketUs,
+                    kActiveWaitBuckets, r.active_wait_seconds);
     }
     w.family("connguard_rule_logins_waiting", "gauge", "Logins waiting in the login queue under each rule now.");
     for (std::size_t i = 0; i < rule_count; ++i) {
@@ -183,6 +202,14 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
                  {{"rule", r.rule_name}, {"outcome", "rejected"}});
         w.sample("connguard_rule_login_queue_total", static_cast<double>(r.login_queue_full),
                  {{"rule", r.rule_name}, {"outcome", "queue_full"}});
+    }
+    w.family("connguard_rule_login_wake_seconds", "histogram",
+             "Logins admitted from the login queue after a leaving session gave their group a place back, by the time from "
+             "that moment to their admission (the server side of the hand-over).");
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        const RuleMetrics& r = rules[i];
+        w.histogram("connguard_rule_login_wake_seconds", r.rule_name, r.login_wake_buckets, kLoginWakeBucketUs,
+                    kLoginWakeBuckets, r.login_wake_seconds);
     }
     w.family("connguard_rule_would_wait_total", "counter",
              "Statements that ran over max_active in monitor mode or dry run (they would have queued).");
@@ -228,7 +255,7 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
     }
     w.family("connguard_pool_advice_findings", "gauge",
              "1 for each finding of connguard.pool_advice (not pooling, leak suspected, long transactions, oversized "
-             "pool, starved, idle majority, saturates the server) per database, role and application.");
+             "pool, starved, logins wait, idle majority, saturates the server) per database, role and application.");
     for (std::size_t i = 0; i < finding_count; ++i) {
         const AdviceFindingMetrics& f = findings[i];
         w.sample("connguard_pool_advice_findings", 1,
@@ -237,18 +264,10 @@ std::string render_metrics(const ServerMetrics& s, const RuleMetrics* rules, std
     }
     w.family("connguard_pool_advice_peak_sessions", "gauge",
              "Most sessions at once over connguard.pool_advice's window, per database, role and application.");
-    for (std::size_t i = 0; i < group_count; ++i) {
-        const AdviceGroupMetrics& g = groups[i];
-        w.sample("connguard_pool_advice_peak_sessions", g.peak_sessions,
-                 {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
-    }
+    w.advice_groups("connguard_pool_advice_peak_sessions", groups, group_count, &AdviceGroupMetrics::peak_sessions);
     w.family("connguard_pool_advice_peak_active", "gauge",
              "Most active sessions at once over connguard.pool_advice's window, per database, role and application.");
-    for (std::size_t i = 0; i < group_count; ++i) {
-        const AdviceGroupMetrics& g = groups[i];
-        w.sample("connguard_pool_advice_peak_active", g.peak_active,
-                 {{"datname", g.datname}, {"usename", g.usename}, {"application_name", g.application_name}});
-    }
+    w.advice_groups("connguard_pool_advice_peak_active", groups, group_count, &AdviceGroupMetrics::peak_active);
     w.family("connguard_pool_advice_recommended_cap", "gauge",
              "connguard.pool_advice's recommended cap for each database, role and application sampled.");
     for (std::size_t i = 0; i < group_count; ++i) {

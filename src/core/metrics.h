@@ -77,6 +77,8 @@ struct RuleMetrics {
     std::uint64_t login_wait_admitted;  // logins admitted after waiting in the login queue
     std::uint64_t login_wait_rejected;   // refused when their wait was over
     std::uint64_t login_queue_full;     // refused at once: connguard.login_queue_size already waited
+    double login_wake_seconds;          // logins admitted after a wake-up: from the wake-up to admission, summed
+    std::uint64_t login_wake_buckets[kLoginWakeBuckets];  // as RuleCounters' (not cumulative)
     std::uint64_t would_reject;
     std::uint64_t would_terminate;
     std::uint64_t would_wait;

@@ -29,6 +29,17 @@ std::uint64_t leaks(const std::uint64_t* ended) {
     return ended[static_cast<int>(EventReason::kIdleInTransaction)] + ended[static_cast<int>(EventReason::kIdleBlocker)];
 }
 
+// "3 sessions ended for <why> and 2 would have been (monitor mode or dry run)".
+std::string ended_words(std::uint64_t ended, std::uint64_t would, const char* why) {
+    std::string words;
+    if (ended > 0) words = plural(ended, "session", "sessions") + " ended " + why;
+    if (would > 0) {
+        if (!words.empty()) words += " and ";
+        words += plural(would, "session", "sessions") + " would have been (monitor mode or dry run)";
+    }
+    return words;
+}
+
 }  // namespace
 
 std::string duration_words(std::int64_t us) {
@@ -71,14 +82,7 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
     const std::uint64_t ended_leaks = leaks(g.ended);
     const std::uint64_t would_leaks = leaks(g.would_end);
     if (ended_leaks + would_leaks >= static_cast<std::uint64_t>(std::max(t.leak_endings, 1))) {
-        std::string words;
-        if (ended_leaks > 0) {
-            words = plural(ended_leaks, "session", "sessions") + " ended idle in transaction";
-        }
-        if (would_leaks > 0) {
-            if (!words.empty()) words += " and ";
-            words += plural(would_leaks, "session", "sessions") + " would have been (monitor mode or dry run)";
-        }
+        std::string words = ended_words(ended_leaks, would_leaks, "idle in transaction");
         words += " " + window + ", the longest after " + duration_words(g.longest_leak_us) +
                  ": a code path leaves transactions open (a missing commit, rollback or close)";
         advice.findings.push_back({"leak suspected", words});
@@ -89,12 +93,7 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
     const std::uint64_t ended_long = g.ended[static_cast<int>(EventReason::kTransactionTime)];
     const std::uint64_t would_long = g.would_end[static_cast<int>(EventReason::kTransactionTime)];
     if (ended_long + would_long > 0) {
-        std::string words;
-        if (ended_long > 0) words = plural(ended_long, "session", "sessions") + " ended for a transaction open past max_transaction_time";
-        if (would_long > 0) {
-            if (!words.empty()) words += " and ";
-            words += plural(would_long, "session", "sessions") + " would have been (monitor mode or dry run)";
-        }
+        std::string words = ended_words(ended_long, would_long, "for a transaction open past max_transaction_time");
         words += " " + window + ": its transactions run longer than its rule allows (a slow statement, a batch in one "
                  "transaction, or a missing commit)";
         advice.findings.push_back({"long transactions", words});
@@ -117,6 +116,22 @@ Advice advise(const GroupSummary& g, std::int32_t cap, const AdviceThresholds& t
                                         " full for " + pct_words(g.at_cap_pct) + " of the samples";
         words += ": the application wants more sessions than its cap allows";
         advice.findings.push_back({"starved", words});
+    }
+
+    // Logins that met a full cap and waited for a place (connguard.login_wait): each holds a
+    // backend slot while it waits, and its client a request.
+    if (g.login_waits >= static_cast<std::uint64_t>(std::max(t.login_waits, 1)) &&
+        static_cast<double>(g.login_waits) * 100.0 >= static_cast<double>(t.login_wait_pct) * static_cast<double>(g.logins + g.refused)) {
+        const std::uint64_t tried = std::max<std::uint64_t>(g.logins + g.refused, g.login_waits);
+        advice.findings.push_back(
+            {"logins wait",
+             format("%llu of %llu logins (%s) %s found the cap full and waited for a place, %s on average: the "
+                    "application opens connections faster than its sessions leave; a pool that keeps its "
+                    "connections, or a cap with room for its peak, spares the wait",
+                    static_cast<unsigned long long>(g.login_waits), static_cast<unsigned long long>(tried),
+                    pct_words(100.0 * static_cast<double>(g.login_waits) / static_cast<double>(tried)).c_str(),
+                    window.c_str(),
+                    duration_words(g.login_wait_us / static_cast<std::int64_t>(g.login_waits)).c_str())});
     }
 
     if (t.cores > 0 && g.samples > 0 && g.peak_active >= t.cores) {

@@ -1,8 +1,8 @@
 // connguard.pool_advice's judgement of one application group: a recommended cap from its
 // observed peak of active sessions with headroom (its peak of sessions when it is not
 // pooling; at least its cap with headroom when it is starved), and findings (not pooling, leak
-// suspected, long transactions, oversized pool, starved, idle majority, saturates the server), each with its evidence in words and
-// numbers. The thresholds are connguard.advice_* settings.
+// suspected, long transactions, oversized pool, starved, logins wait, idle majority, saturates
+// the server), each with its evidence in words and numbers. The thresholds are connguard.advice_* settings.
 #pragma once
 #include "no_postgres.h"
 
@@ -24,10 +24,13 @@ struct AdviceThresholds {
     std::int32_t starved_refusals = 1;       // starved: this many logins or renames refused
     std::int32_t idle_majority_pct = 50;     // idle majority: this share of session time idle
     std::int32_t cores = 0;                  // the server's CPU cores (0: unknown, no max_active advice)
+    std::int32_t login_waits = 5;            // logins wait: at least this many logins waited in the login queue ...
+    std::int32_t login_wait_pct = 5;         // ... and at least this share of its logins
 };
 
 struct Finding {
-    std::string name;      // "not pooling", "leak suspected", "oversized pool", "starved", "idle majority"
+    std::string name;      // "not pooling", "leak suspected", "long transactions", "oversized pool", "starved",
+                           // "logins wait", "saturates the server", "idle majority"
     std::string evidence;  // words and numbers
 };
 

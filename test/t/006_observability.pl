@@ -174,9 +174,10 @@ SKIP: {
 }
 # --- One vocabulary: the exporter queries file gives every figure the name, type and labels
 # metrics() gives it. metrics() alone has the figures no view shows (pool_advice's table sizes)
-# and the max_active wait histogram.
+# and the two histograms (max_active waits, login queue wake-ups).
 my %metrics_only = map { $_ => 1 } qw(connguard_pool_advice_groups connguard_pool_advice_groups_evicted_total
-    connguard_pool_advice_news_lost_total connguard_rule_active_wait_seconds);
+    connguard_pool_advice_news_lost_total connguard_rule_active_wait_seconds
+    connguard_rule_login_wake_seconds);
 my %metrics_type = $metrics =~ /^# TYPE (\S+) (\S+)$/mg;
 my (%yaml_type, $query);
 for my $line (split /\n/, slurp_file("$FindBin::Bin/../../monitoring/postgres_exporter_queries.yaml")) {

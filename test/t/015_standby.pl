@@ -1,8 +1,8 @@
 # A hot standby follows the primary's rules: a rule inserted, updated, disabled or deleted on
 # the primary is in force on a streaming standby within 2 s with no manual step (caps and idle
 # limits enforced there, the views working); while nothing in connguard.rules changes, the
-# standby loads nothing, whatever else the primary does; after promotion the new primary
-# reloads on commit.
+# standby loads nothing, whatever else the primary does; max_active, reservations and the
+# login queue work there too; after promotion the new primary reloads on commit.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -153,6 +153,37 @@ within_2s(seconds_until_standby(
     is(simple_query($holder, 'COMMIT'), undef, 'standby: the holder commits');
     is(wait_result($waiter), undef, 'standby: and the queued statement runs');
     close $_->{socket} for $holder, $waiter;
+}
+$primary->safe_psql('postgres', q{DELETE FROM connguard.rules});
+
+# --- Reservations and the login queue (1.2) on the standby: 37 usable slots, 34 kept for
+# keep-*; a login of a full group waits there and is woken by the session that leaves.
+$standby->append_conf('postgresql.conf', "connguard.login_wait = 5s\n");
+$standby->reload;
+within_2s(seconds_until_standby(
+        q{INSERT INTO connguard.rules (rule_name, application_name, max_connections, min_connections) VALUES
+              ('keep', 'keep-*', 34, 34), ('q', 'q', 1, NULL)},
+        q{(SELECT count(*) FROM connguard.active_rules WHERE rule_name IN ('keep', 'q')) = 2
+          AND current_setting('connguard.login_wait') = '5s'}),
+    'a reservation and a cap of 1');
+{
+    is($standby->safe_psql('postgres', q{SELECT max(reserved_total) FROM connguard.capacity}), '34',
+       'standby: capacity shows the 34 reserved');
+    my $holder = standby_login(application_name => 'q');
+    my $waiter = start_login($standby, user => 'app', database => 'postgres', application_name => 'q');
+    ok($standby->poll_query_until('postgres', q{SELECT count(*) = 1 FROM connguard.login_queue WHERE rule_name = 'q'}),
+       'standby: a second login of the full group waits in login_queue');
+    close $holder->{socket};
+    my $in = finish_login($waiter);
+    ok($in->{admitted}, 'standby: it is admitted once the holder leaves');
+    my @free = map { standby_login(application_name => "free-$_") } 1 .. 2;
+    is(scalar(grep { $_->{admitted} } @free), 2, 'standby: 3 of the 3 slots not reserved in use');
+    my $refused = standby_login(application_name => 'free-3');
+    is($refused->{sqlstate}, '53300', 'standby: a fourth login that belongs to no reservation is refused');
+    like($refused->{message}, qr/reserved for pg_connguard rules/, 'standby: for the reservation');
+    my $kept = standby_login(application_name => 'keep-1');
+    ok($kept->{admitted}, 'standby: a login of the reservation is admitted');
+    close $_->{socket} for $in, @free, $kept;
 }
 $primary->safe_psql('postgres', q{DELETE FROM connguard.rules});
 

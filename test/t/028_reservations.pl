@@ -1,7 +1,8 @@
 # Reserved connections (issue 29, min_connections): while a rule's reserved places are unused,
 # other logins are refused (53300, naming the reservation) before they would take them; the
 # rule's own logins get in; exempt logins (superusers) are never refused; a rule set that
-# reserves more than the usable slots is refused as a whole and the last good set stays.
+# reserves more than the usable slots is refused as a whole and the last good set stays; a dry
+# run only counts what it would refuse.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -29,6 +30,8 @@ SELECT connguard.reload_rules();
 });
 my $usable = $node->safe_psql('postgres', 'SELECT usable_slots FROM connguard.server_status');
 is($usable, '17', 'the server has 17 usable slots (20 less 3 for superusers)');
+like($node->safe_psql('postgres', 'SELECT message FROM connguard.health()'),
+     qr/; 3 of 17 usable slots reserved \(min_connections: critical 3\)$/, 'health() names the reservation');
 
 # Other applications fill the server up to the reservation.
 my @others;
@@ -47,6 +50,22 @@ is($refused->{message}, 'remaining connection slots are reserved for pg_connguar
 is($refused->{detail},
    'rule "critical" reserves 3 connections, 0 in use; 3 of 17 usable slots free, 3 reserved places unused',
    'its DETAIL names the reservation and the counts');
+
+# Dry run: the same login is admitted and counted as a would-refusal for reservations.
+$node->append_conf('postgresql.conf', "connguard.dry_run = on\n");
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT dry_run FROM connguard.server_status});
+my $dry = login($node, user => 'app', database => 'postgres', application_name => 'other-dry');
+ok($dry->{admitted}, 'dry run: the login a reservation would refuse is admitted');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM connguard.events WHERE event = 'would_reject' AND reason = 'reserved'}),
+   '1', 'dry run: a would_reject event with reason reserved');
+is($node->safe_psql('postgres', q{SELECT would_reject FROM connguard.rule_stats WHERE rule_name = 'others'}), '1',
+   'dry run: counted in would_reject');
+close $dry->{socket};
+$node->append_conf('postgresql.conf', "connguard.dry_run = off\n");
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT NOT dry_run FROM connguard.server_status});
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'other-dry'});
 
 # A superuser is exempt: never refused (it is counted as in use while it stays).
 my $superuser = $node->safe_psql('postgres', 'SELECT current_user');

@@ -21,6 +21,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_connguard'
 connguard.login_wait = 8s
 connguard.login_queue_size = 3
+connguard.history_interval = 1s
 restart_after_crash = on
 });
 $node->start;
@@ -48,6 +49,16 @@ for (1 .. 3) {
 ok(!grep({ answered($_) } @line), 'three logins wait behind the holder');
 is(rule_stat('logins_waiting'), '3', 'rule_stats shows the 3 waiting now');
 like(value('SELECT connguard.metrics()'), qr/^connguard_rule_logins_waiting\{rule="one"\} 3$/m, 'and metrics() too');
+is(value(q{SELECT string_agg(format('%s/%s/%s/%s', usename, application_name, rule_name, queue_position), ' '
+                                ORDER BY waiting_since) FROM connguard.login_queue}),
+   'app/one/one/1 app/one/one/2 app/one/one/3', 'login_queue lists them in line, in the order they came');
+is(value(q{SELECT count(DISTINCT pid) FILTER (WHERE pid > 0) FROM connguard.login_queue}), '3',
+   'each by the pid of its backend (not yet in pg_stat_activity: it is still logging in)');
+is(value(q{SELECT format('%s/%s/%s', total, logins_waiting, longest_login_wait > '0.2 s') FROM connguard.pool_stats
+           WHERE usename = 'app' AND application_name = 'one'}), '1/3/t',
+   'pool_stats: the group holds 1 session and 3 of its logins wait, the first for over 0.2 s');
+ok($node->poll_query_until('postgres', q{SELECT max(logins_waiting) = 3 FROM connguard.history}),
+   'history samples the 3 waiting');
 my $started = time;
 my $fourth = login($node, user => 'app', database => 'postgres', application_name => 'one');
 my $took = time - $started;
@@ -69,6 +80,17 @@ for my $turn (0 .. 2) {
     $holder = $in;
 }
 is(rule_stat('logins_waiting'), '0', 'and none once they are in');
+is(value('SELECT count(*) FROM connguard.login_queue'), '0', 'login_queue is empty');
+# Each was woken by the leaving holder: the time from that moment to its admission, server side.
+is(rule_stat(q{(SELECT sum(n) FROM unnest(login_wake_histogram) n)}), '3',
+   'rule_stats: 3 logins admitted after a leaving session woke them');
+cmp_ok(rule_stat(q{extract(epoch FROM login_wake_time) * 1000}), '<', 3 * 1000,
+       'their wake-up-to-admission times are summed (under a second each)');
+cmp_ok(rule_stat(q{extract(epoch FROM login_wait_time)}), '>', 0.3, 'and the time they waited in line');
+like(value('SELECT connguard.metrics()'), qr/^connguard_rule_login_wake_seconds_count\{rule="one"\} 3$/m,
+     'metrics() has the wake-up histogram');
+ok($node->poll_query_until('postgres', q{SELECT sum(login_waits) = 3 FROM connguard.history}),
+   'history counts the 3 logins that waited');
 is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rule_stat('login_queue_full'), '3/3/1',
    'rule_stats: 3 waited, 3 admitted after waiting, 1 refused with the queue full');
 
@@ -76,10 +98,12 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
 {
     my $waiter = start_one();
     sleep 0.15;
+    my $queued_pid = value(q{SELECT pid FROM connguard.login_queue});
     $started = time;
     value("SELECT pg_terminate_backend($holder->{pid})");
     my $in = finish_login($waiter);
     ok($in->{admitted}, 'a terminated holder gives its place to the first waiter');
+    is($in->{pid}, $queued_pid, 'the backend login_queue showed');
     cmp_ok(time - $started, '<', 0.9, 'at once');
     $holder = $in;
 }
@@ -94,6 +118,14 @@ is(rule_stat('login_waits') . '/' . rule_stat('login_wait_admitted') . '/' . rul
     is(rule_stat('login_wait_rejected'), '1', 'rule_stats counts it');
     like(value('SELECT connguard.metrics()'), qr/connguard_rule_login_queue_total\{rule="one",outcome="admitted"\} 4/,
          'metrics() gives the outcomes');
+    # 5 of the group's logins waited (4 admitted, 1 refused): pool_advice says so.
+    ok($node->poll_query_until('postgres', q{SELECT login_waits = 5 AND 'logins wait' = ANY (findings)
+                                             FROM connguard.pool_advice WHERE application_name = 'one'}),
+       'pool_advice counts the 5 logins that waited, finding "logins wait"');
+    like(value(q{SELECT evidence[array_position(findings, 'logins wait')] FROM connguard.pool_advice
+                 WHERE application_name = 'one'}),
+         qr/^5 of \d+ logins \(\d+ %\) in the last .* found the cap full and waited for a place, .* on average/,
+         'with its evidence');
 }
 
 # 4. Monitor mode never waits: over its cap a login is admitted (a would-refusal).

@@ -82,6 +82,20 @@ TEST(Capacity, OvercommittedNamesTheLargestRulesThatTogetherFillTheServer) {
               "(api 100, batch 50, materializer 25, simulator 25)");
 }
 
+TEST(Capacity, HealthNamesTheReservationsBesideTheCaps) {
+    std::vector<CompiledRule> rules = {rule("api", 25, "application"), rule("critical", 5), rule("ops", 4)};
+    rules[1].min_connections = 5;
+    rules[2].min_connections = 3;
+    Sessions s;
+    const Capacity fits = capacity(rules.data(), rules.size(), s.slots.data(), s.slots.size(), 0, 97);
+    EXPECT_EQ(fits.reserved_total, 8);
+    EXPECT_EQ(capacity_finding(fits), "8 of 97 usable slots reserved (min_connections: critical 5, ops 3)");
+    const Capacity tight = capacity(rules.data(), rules.size(), s.slots.data(), s.slots.size(), 0, 30);
+    EXPECT_EQ(capacity_finding(tight),
+              "caps overcommitted: the rules can hold 34 sessions at once, 30 slots are usable (api 25, critical 5); "
+              "8 of 30 usable slots reserved (min_connections: critical 5, ops 3)");
+}
+
 TEST(Capacity, UncappedAndExemptRulesAndTheDefaultsWithoutACapAreListedApart) {
     std::vector<CompiledRule> rules = {rule("idle-only", std::nullopt), rule("vip", 5, "rule", "exempt"), rule("etl", 10)};
     Sessions s;

@@ -155,6 +155,20 @@ TEST(GroupFigures, EndingsOfEveryReasonCount) {
     }
 }
 
+TEST(GroupFigures, LoginsThatWaitedAndHowLongComeFromTheNews) {
+    Table table(1);
+    GroupFigures* g = find_or_add_group(table.view(), group_name("db", "app_user", "api"), kStart);
+    apply_news(g, news(GroupNewsKind::kLoginWaited, kStart, 30000), kSpan);
+    apply_news(g, news(GroupNewsKind::kLogin, kStart), kSpan);
+    apply_news(g, news(GroupNewsKind::kLoginWaited, kStart + kSecond, 200000), kSpan);
+    apply_news(g, news(GroupNewsKind::kRefused, kStart + kSecond), kSpan);
+    const GroupSummary s = summarize(*g, kStart + 2 * kSecond, kSpan);
+    EXPECT_EQ(s.login_waits, 2u);
+    EXPECT_EQ(s.login_wait_us, 230000);
+    EXPECT_EQ(s.logins, 1u) << "a wait is not a login of its own";
+    EXPECT_EQ(s.refused, 1u);
+}
+
 TEST(GroupFigures, OldBucketsLeaveTheWindowAndTheHour) {
     Table table(1);
     GroupFigures* g = find_or_add_group(table.view(), group_name("db", "r", "api"), kStart);

@@ -24,7 +24,7 @@ ActiveKey group_of(const char* application) {
 TEST(LoginQueue, RankIsByTicketWithinItsOwnGroup) {
     std::vector<LoginWaiter> waiters(6, LoginWaiter{});
     const auto wait = [&](int i, std::uint64_t ticket, const char* application) {
-        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application)};
+        waiters[i] = LoginWaiter{true, false, ticket, 0, group_of(application), {}, 0};
     };
     EXPECT_EQ(login_queue_length(waiters.data(), 6, group_of("web")), 0);
     wait(4, 7, "web");
@@ -40,9 +40,20 @@ TEST(LoginQueue, RankIsByTicketWithinItsOwnGroup) {
     EXPECT_EQ(login_queue_rank(waiters.data(), 6, group_of("web"), 1), 0) << "the one before it left: it is first";
 }
 
+TEST(LoginQueue, APositionCountsFromOneInItsOwnGroupsLine) {
+    std::vector<LoginWaiter> waiters(5, LoginWaiter{});
+    waiters[3] = LoginWaiter{true, false, 4, 0, group_of("web"), {}, 0};
+    waiters[0] = LoginWaiter{true, false, 8, 0, group_of("web"), {}, 0};
+    waiters[1] = LoginWaiter{true, false, 6, 0, group_of("jobs"), {}, 0};
+    EXPECT_EQ(login_queue_position(waiters.data(), 5, 3), 1);
+    EXPECT_EQ(login_queue_position(waiters.data(), 5, 0), 2);
+    EXPECT_EQ(login_queue_position(waiters.data(), 5, 1), 1) << "the other group's line is its own";
+    EXPECT_EQ(login_queue_position(waiters.data(), 5, 2), 0) << "not waiting";
+}
+
 TEST(LoginQueue, EachPlaceGivenBackWakesOneMoreWaiterInOrder) {
     std::vector<LoginWaiter> waiters(4, LoginWaiter{});
-    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web")};
+    for (int i = 0; i < 3; ++i) waiters[i] = LoginWaiter{true, false, static_cast<std::uint64_t>(10 - i), 0, group_of("web"), {}, 0};
     int first = login_queue_next_to_wake(waiters.data(), 4, group_of("web"));
     EXPECT_EQ(first, 2) << "the lowest ticket";
     waiters[first].woken = true;
@@ -99,7 +110,7 @@ TEST(LoginQueue, RandomArrivalsAreAdmittedInOrderWithinTheBound) {
                         holding[who] = true;
                         ++in_use;
                     } else if (turn == LoginTurn::kWait) {
-                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group};
+                        waiters[who] = LoginWaiter{true, false, ++tickets, 0, group, {}, 0};
                     }
                 }
             }

@@ -165,6 +165,34 @@ TEST(Metrics, ActiveWaitsAreAHistogram) {
     EXPECT_NE(text.find("connguard_rule_active_wait_seconds_sum{rule=\"reports\"} 2.5\n"), std::string::npos);
 }
 
+TEST(Metrics, LoginWakeUpsAreAHistogramInFractionsOfAMillisecond) {
+    RuleMetrics rule{};
+    rule.rule_name = "web";
+    rule.login_wake_seconds = 0.0012;
+    rule.login_wake_buckets[0] = 3;  // up to 0.1 ms
+    rule.login_wake_buckets[3] = 1;  // up to 1 ms
+    rule.login_wake_buckets[6] = 1;  // longer than 10 ms
+    const std::string text = render_metrics(server(), &rule, 1, nullptr, 0);
+    EXPECT_NE(text.find("# TYPE connguard_rule_login_wake_seconds histogram\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_bucket{rule=\"web\",le=\"0.0001\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_bucket{rule=\"web\",le=\"0.00025\"} 3\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_bucket{rule=\"web\",le=\"0.001\"} 4\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_bucket{rule=\"web\",le=\"0.01\"} 4\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_bucket{rule=\"web\",le=\"+Inf\"} 5\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_count{rule=\"web\"} 5\n"), std::string::npos);
+    EXPECT_NE(text.find("connguard_rule_login_wake_seconds_sum{rule=\"web\"} 0.0011999999999999999\n"), std::string::npos)
+        << text;
+}
+
+TEST(Metrics, WakeBucketsAreInclusiveUpperBounds) {
+    EXPECT_EQ(login_wake_bucket(0), 0u);
+    EXPECT_EQ(login_wake_bucket(100), 0u);
+    EXPECT_EQ(login_wake_bucket(101), 1u);
+    EXPECT_EQ(login_wake_bucket(1000), 3u);
+    EXPECT_EQ(login_wake_bucket(10000), 5u);
+    EXPECT_EQ(login_wake_bucket(10001), 6u);
+}
+
 TEST(Metrics, WaitBucketsAreInclusiveUpperBounds) {
     EXPECT_EQ(active_wait_bucket(0), 0u);
     EXPECT_EQ(active_wait_bucket(1000), 0u);

@@ -133,6 +133,29 @@ TEST(PoolAdvice, RefusalsMeanStarved) {
     EXPECT_EQ(advise(s, 5, AdviceThresholds{}).recommended_cap, 1);
 }
 
+TEST(PoolAdvice, LoginsThatWaitedForAPlaceAtTheCapAreAFinding) {
+    GroupSummary s = quiet();
+    s.logins = 190;
+    s.refused = 10;
+    s.login_waits = 12;
+    s.login_wait_us = 12 * 40000;
+    const Advice advice = advise(s, 5, AdviceThresholds{});
+    const Finding* f = finding(advice, "logins wait");
+    ASSERT_NE(f, nullptr);
+    EXPECT_NE(f->evidence.find("12 of 200 logins (6 %)"), std::string::npos) << f->evidence;
+    EXPECT_NE(f->evidence.find("40 ms on average"), std::string::npos) << f->evidence;
+    EXPECT_LT(f->evidence.size(), 320u) << "pool_advice keeps 320 bytes of evidence";
+    s.login_waits = 9;  // 4.5 % of its logins: below the share
+    EXPECT_EQ(finding(advise(s, 5, AdviceThresholds{}), "logins wait"), nullptr);
+    s.logins = 40;
+    s.refused = 0;
+    s.login_waits = 4;  // 10 %, but fewer than 5 logins
+    EXPECT_EQ(finding(advise(s, 5, AdviceThresholds{}), "logins wait"), nullptr);
+    AdviceThresholds fewer;
+    fewer.login_waits = 4;
+    EXPECT_NE(finding(advise(s, 5, fewer), "logins wait"), nullptr);
+}
+
 TEST(PoolAdvice, IdleMajorityFollowsItsThreshold) {
     GroupSummary s = quiet();
     s.peak_sessions = 10;

@@ -183,6 +183,8 @@ void admit_or_refuse(Port* port) {
     core::LoginTurn turn = core::LoginTurn::kAdmit;
     int waiting = 0;
     Latch* next_login = nullptr;
+    TimestampTz queued_at = 0, looked_at = 0;
+    TimestampTz woken_at = 0;  // when a leaving session gave a place back and woke it, before its last look
     for (;;) {
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         if (state->rule_set_version != memberships.version) {
@@ -216,7 +218,12 @@ void admit_or_refuse(Port* port) {
             waiting = state->login_waiting == 0
                           ? 0
                           : core::login_queue_length(state->login_waiters, state->slot_count, group);
-            if (queued) state->login_waiters[index].woken = false;  // it looks now
+            if (queued) {  // it looks now
+                core::LoginWaiter& self = state->login_waiters[index];
+                woken_at = self.woken_at_us;
+                self.woken = false;
+                self.woken_at_us = 0;
+            }
             const int rank = queued ? core::login_queue_rank(state->login_waiters, state->slot_count, group, index) : 0;
             const int free_places = decision.verdict != core::Verdict::kAdmit ? 0
                                     : decision.capped                      ? Max(decision.cap - decision.in_use, 0)
@@ -231,10 +238,12 @@ void admit_or_refuse(Port* port) {
                 turn = core::LoginTurn::kRefuse;
             }
             if (turn == core::LoginTurn::kWait && !queued) {
-                join_login_queue_locked(state, index, group, now);
+                join_login_queue_locked(state, index, group, session, now);
                 queued = true;
+                queued_at = now;
             }
         }
+        looked_at = now;
         if (turn != core::LoginTurn::kWait) break;
         LWLockRelease(state->lock);
         wait_for_a_place(wait_until, for_reservations ? &reservation_step_ms : nullptr);
@@ -246,7 +255,11 @@ void admit_or_refuse(Port* port) {
                                                                     : core::kDefaultRuleName;
     if (queued) {
         count_login_queue_locked(state, counted_rule,
-                                 turn == core::LoginTurn::kAdmit ? LoginQueueEnd::kAdmitted : LoginQueueEnd::kRefused);
+                                 turn == core::LoginTurn::kAdmit ? LoginQueueEnd::kAdmitted : LoginQueueEnd::kRefused,
+                                 looked_at - queued_at, woken_at != 0 ? Max(looked_at - woken_at, 0) : -1);
+        // For pool_advice; its login or refusal, news too, wakes the worker.
+        (void)leave_group_news_locked(state, core::GroupNewsKind::kLoginWaited, core::EventReason::kNone,
+                                      looked_at - queued_at, port->database_name, port->user_name, application);
     } else if (turn == core::LoginTurn::kQueueFull) {
         count_login_queue_locked(state, counted_rule, LoginQueueEnd::kQueueFull);
     }

@@ -1,6 +1,7 @@
 #include "pg/admission/login_queue.h"
 
 extern "C" {
+#include "utils/timestamp.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 }
@@ -11,14 +12,17 @@ core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core:
     return core::active_key(core::group_key(rule_name, per, session));
 }
 
-void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now) {
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, const core::SessionKey& session,
+                             TimestampTz now) {
     core::LoginWaiter& waiter = state->login_waiters[index];
     if (waiter.waiting) return;
     waiter.waiting = true;
     waiter.woken = false;
+    waiter.woken_at_us = 0;
     waiter.ticket = ++state->login_tickets;
     waiter.since_us = now;
     waiter.group = group;
+    waiter.name = core::group_name(session.database, session.role, session.application);
     ++state->login_waiting;
 }
 
@@ -27,6 +31,7 @@ Latch* wake_next_login_locked(SharedState* state, const core::ActiveKey& group) 
     const int next = core::login_queue_next_to_wake(state->login_waiters, state->slot_count, group);
     if (next == core::kNoWaiter) return nullptr;  // every waiter is already about to look
     state->login_waiters[next].woken = true;
+    state->login_waiters[next].woken_at_us = GetCurrentTimestamp();  // the place is given back now
     return &GetPGProcByNumber(next)->procLatch;
 }
 

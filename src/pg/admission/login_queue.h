@@ -13,8 +13,10 @@ namespace connguard::pg {
 // The fixed-bytes key of the cap group a session of `rule_name` (cap_per `per`) belongs to.
 core::ActiveKey login_group(const char* rule_name, core::CapPer per, const core::SessionKey& session);
 
-// Backend `index` joins the queue of `group`; it draws the next ticket.
-void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, TimestampTz now);
+// Backend `index` joins the queue of `group`; it draws the next ticket. `session` names it
+// for the views.
+void join_login_queue_locked(SharedState* state, int index, const core::ActiveKey& group, const core::SessionKey& session,
+                             TimestampTz now);
 
 // Backend `index` leaves the queue (admitted, refused, or ended), if it was in it. Returns the
 // latch of the next waiter of its group to wake, for the caller to set: a place it leaves

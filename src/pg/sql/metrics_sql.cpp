@@ -150,7 +150,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         g.peak_active = static_cast<std::int32_t>(row.integer("peak_active"));
         g.recommended_cap = static_cast<std::int32_t>(row.integer("recommended_cap", -1));
     }
-    run("SELECT *, extract(epoch FROM active_wait_time)::float8 AS active_wait_seconds FROM connguard.rule_stats");
+    run("SELECT *, extract(epoch FROM active_wait_time)::float8 AS active_wait_seconds, "
+        "extract(epoch FROM login_wake_time)::float8 AS login_wake_seconds FROM connguard.rule_stats");
     rule_count = SPI_processed;
     rules = static_cast<core::RuleMetrics*>(MemoryContextAllocZero(caller, sizeof(core::RuleMetrics) * Max(rule_count, 1)));
     for (std::size_t i = 0; i < rule_count; ++i) {
@@ -179,6 +180,8 @@ extern "C" Datum connguard_metrics(PG_FUNCTION_ARGS) {
         r.login_wait_rejected = row.integer("login_wait_rejected");
         r.login_queue_full = row.integer("login_queue_full");
         row.counts("active_wait_histogram", r.active_wait_buckets, core::kActiveWaitBuckets);
+        r.login_wake_seconds = row.real("login_wake_seconds");
+        row.counts("login_wake_histogram", r.login_wake_buckets, core::kLoginWakeBuckets);
         r.would_reject = row.integer("would_reject");
         r.would_terminate = row.integer("would_terminate");
     }

@@ -24,7 +24,7 @@ using namespace connguard::pg;
 
 namespace {
 
-constexpr int kMaxFindings = 6;
+constexpr int kMaxFindings = 8;  // every finding core::advise knows
 
 // One group as plain values, copied under the lock; nothing of C++ is alive when a row is built.
 struct PlainGroup {
@@ -156,6 +156,7 @@ extern "C" Datum connguard_pool_advice(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.ended[transaction_time])));
         row.put(Int64GetDatum(static_cast<std::int64_t>(s.would_refuse)));
         row.put(Int64GetDatum(sum(s.would_end, core::kEventReasonCount)));
+        row.put(Int64GetDatum(static_cast<std::int64_t>(s.login_waits)));
         row.put_if(g.recommended_cap > 0, Int32GetDatum(g.recommended_cap));
         row.put_if(g.recommended_max_active > 0, Int32GetDatum(g.recommended_max_active));
         row.put(text_array(g.findings, g.finding_count));

@@ -78,6 +78,8 @@ extern "C" Datum connguard_history(PG_FUNCTION_ARGS) {
         row.put(Int64GetDatum(static_cast<int64>(h.terminated)));
         row.put(Int32GetDatum(h.running));
         row.put(Int32GetDatum(h.queued));
+        row.put(Int32GetDatum(h.logins_waiting));
+        row.put(Int64GetDatum(static_cast<int64>(h.login_waits)));
         row.add_to(rsinfo);
     }
     return (Datum)0;

@@ -20,6 +20,14 @@ using namespace connguard::pg;
 
 namespace {
 
+// A histogram's buckets as bigint[].
+Datum counts_array(const std::uint64_t* counts, std::size_t count) {
+    Datum items[16];
+    Assert(count <= lengthof(items));
+    for (std::size_t b = 0; b < count; ++b) items[b] = Int64GetDatum(static_cast<int64>(counts[b]));
+    return PointerGetDatum(construct_array(items, static_cast<int>(count), INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
 // Logins waiting in the login queue under `slot_rule` ("" for the defaults).
 std::int32_t logins_waiting_under(const core::LoginWaiter* waiters, int count, const char* slot_rule) {
     std::int32_t waiting = 0;
@@ -99,14 +107,15 @@ void add_rule_row(const CountersCopy& copy, ResultRow* row, ReturnSetInfo* rsinf
     row->put(Int64GetDatum(static_cast<int64>(c->active_wait_timeouts)));
     row->put(Int64GetDatum(static_cast<int64>(c->active_wait_deadlocks)));
     row->put(interval_datum(static_cast<std::int64_t>(c->active_wait_us)));
-    Datum buckets[core::kActiveWaitBuckets];
-    for (std::size_t b = 0; b < core::kActiveWaitBuckets; ++b) buckets[b] = Int64GetDatum(static_cast<int64>(c->active_wait_buckets[b]));
-    row->put(PointerGetDatum(construct_array(buckets, core::kActiveWaitBuckets, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)));
+    row->put(counts_array(c->active_wait_buckets, core::kActiveWaitBuckets));
     row->put(Int32GetDatum(logins_waiting_under(copy.waiters, copy.slot_count, default_row ? "" : name)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_waits)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_wait_admitted)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_wait_rejected)));
     row->put(Int64GetDatum(static_cast<int64>(c->login_queue_full)));
+    row->put(interval_datum(static_cast<std::int64_t>(c->login_wait_us)));
+    row->put(interval_datum(static_cast<std::int64_t>(c->login_wake_us)));
+    row->put(counts_array(c->login_wake_buckets, core::kLoginWakeBuckets));
     row->put(Int64GetDatum(static_cast<int64>(c->would_reject)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_terminate)));
     row->put(Int64GetDatum(static_cast<int64>(c->would_wait)));

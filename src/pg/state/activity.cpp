@@ -93,9 +93,16 @@ void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd 
     LWLockRelease(state->lock);
 }
 
-void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQueueEnd end) {
+void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQueueEnd end, std::int64_t waited_us,
+                              std::int64_t wake_us) {
+    if (end != LoginQueueEnd::kQueueFull) ++state->total_login_waits;
     core::RuleCounters* c = counters_of_locked(state, rule_name);
     if (c == nullptr) return;
+    c->login_wait_us += static_cast<std::uint64_t>(Max(waited_us, static_cast<std::int64_t>(0)));
+    if (end == LoginQueueEnd::kAdmitted && wake_us >= 0) {
+        c->login_wake_us += static_cast<std::uint64_t>(wake_us);
+        ++c->login_wake_buckets[core::login_wake_bucket(wake_us)];
+    }
     switch (end) {
         case LoginQueueEnd::kAdmitted: ++c->login_waits; ++c->login_wait_admitted; break;
         case LoginQueueEnd::kRefused: ++c->login_waits; ++c->login_wait_rejected; break;

@@ -29,10 +29,12 @@ void count_active_wait(SharedState* state, const char* rule_name, ActiveWaitEnd 
 // Counts a statement that ran over rule_name's max_active (monitor mode or dry run).
 void count_would_wait(SharedState* state, const char* rule_name);
 
-// How a login under rule_name left the login queue (or found it full). Caller holds the lock
-// exclusively.
+// How a login under rule_name left the login queue (or found it full), after `waited_us` in
+// it; `wake_us`: for one admitted after a leaving session woke it, the time from that wake-up
+// to its admission (-1: not woken so). Caller holds the lock exclusively.
 enum class LoginQueueEnd { kAdmitted, kRefused, kQueueFull };
-void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQueueEnd end);
+void count_login_queue_locked(SharedState* state, const char* rule_name, LoginQueueEnd end, std::int64_t waited_us = 0,
+                              std::int64_t wake_us = -1);
 
 // Zeroes the per-rule counters and forgets the names of rules no longer in force.
 void reset_counters_locked(SharedState* state);

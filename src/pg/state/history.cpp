@@ -47,6 +47,9 @@ TimestampTz sample_history_if_due(SharedState* state) {
     sample.disconnects = state->total_disconnects - totals.disconnects;
     sample.rejected = state->total_rejected - totals.rejected;
     sample.terminated = state->total_terminated - totals.terminated;
+    sample.login_waits = state->total_login_waits - totals.login_waits;
+    sample.logins_waiting = state->login_waiting;
+    totals.login_waits = state->total_login_waits;
     totals.connects = state->total_connects;
     totals.disconnects = state->total_disconnects;
     totals.rejected = state->total_rejected;

@@ -150,6 +150,7 @@ struct SharedState {
     std::uint64_t total_disconnects;  // admitted sessions that ended
     std::uint64_t total_rejected;
     std::uint64_t total_terminated;
+    std::uint64_t total_login_waits;  // logins that waited in the login queue (for history)
 
     TimestampTz worker_last_run;
     TimestampTz stats_reset_at;

@@ -138,8 +138,8 @@ void release_place(int, Datum) {
     }
     release_kept_places_locked(state, index, MyProcPid);  // it ended mid-transaction
     LWLockRelease(state->lock);
+    if (next_login != nullptr) SetLatch(next_login);  // a waiting login first: the worker's news can wait
     if (wake != nullptr) SetLatch(wake);
-    if (next_login != nullptr) SetLatch(next_login);
 }
 
 void admit_or_refuse(Port* port) {
@@ -183,6 +183,7 @@ void admit_or_refuse(Port* port) {
     core::LoginTurn turn = core::LoginTurn::kAdmit;
     int waiting = 0;
     Latch* next_login = nullptr;
+    Latch* news_wake = nullptr;  // the worker's, when the news ring is half full
     TimestampTz queued_at = 0, looked_at = 0;
     TimestampTz woken_at = 0;  // when a leaving session gave a place back and woke it, before its last look
     for (;;) {
@@ -257,9 +258,8 @@ void admit_or_refuse(Port* port) {
         count_login_queue_locked(state, counted_rule,
                                  turn == core::LoginTurn::kAdmit ? LoginQueueEnd::kAdmitted : LoginQueueEnd::kRefused,
                                  looked_at - queued_at, woken_at != 0 ? Max(looked_at - woken_at, 0) : -1);
-        // For pool_advice; its login or refusal, news too, wakes the worker.
-        (void)leave_group_news_locked(state, core::GroupNewsKind::kLoginWaited, core::EventReason::kNone,
-                                      looked_at - queued_at, port->database_name, port->user_name, application);
+        news_wake = leave_group_news_locked(state, core::GroupNewsKind::kLoginWaited, core::EventReason::kNone,
+                                            looked_at - queued_at, port->database_name, port->user_name, application);
     } else if (turn == core::LoginTurn::kQueueFull) {
         count_login_queue_locked(state, counted_rule, LoginQueueEnd::kQueueFull);
     }
@@ -289,8 +289,9 @@ void admit_or_refuse(Port* port) {
                       : leave_group_news_locked(state, core::GroupNewsKind::kLogin, core::EventReason::kNone, 0,
                                                 port->database_name, port->user_name, application);
     LWLockRelease(state->lock);
+    if (next_login != nullptr) SetLatch(next_login);  // a waiting login first: the worker's news can wait
+    if (wake == nullptr) wake = news_wake;
     if (wake != nullptr) SetLatch(wake);
-    if (next_login != nullptr) SetLatch(next_login);
 
     free_memberships(&memberships);
     if (decision.verdict != core::Verdict::kReject && decision.rule_index != core::kNoRule) {

@@ -48,6 +48,9 @@ my $rounds = $ENV{BENCH_ROUNDS} // 4;                           # rounds per blo
 my $blocks = 4 * (int(($ENV{BENCH_BLOCKS} // 4) / 4) || 1);     # a multiple of 4: 1 2 2 1 ...
 my @modes = split /,/, ($ENV{BENCH_LOGIN_MODES} // 'none,both,ab');
 my @scenarios = split /,/, ($ENV{BENCH_LOGIN_HELD} // '300,2000');
+# The library the A/A "both" and A/B runs preload: pg_connguard, or connguard_null (an empty
+# library, bench/null_library.c) for what preloading any library costs.
+my $preloaded = $ENV{BENCH_LOGIN_LIBRARY} // 'pg_connguard';
 my @login_args = ('-U', 'app', '-C', '-S', '-c', '4', '-j', '2');
 my @rows;
 
@@ -81,7 +84,7 @@ sub start_block {
     $_->stop for @clusters;
     for my $i (0, 1) {
         my $library = $mode eq 'both' || ($mode eq 'ab' && $i == $a);
-        $clusters[$i]->adjust_conf('postgresql.conf', 'shared_preload_libraries', $library ? "'pg_connguard'" : "''");
+        $clusters[$i]->adjust_conf('postgresql.conf', 'shared_preload_libraries', $library ? "'$preloaded'" : "''");
         $clusters[$i]->adjust_conf('postgresql.conf', 'max_connections', $held_count > 500 ? 5000 : 600);
     }
     my @order = $block % 2 ? (0, 1) : (1, 0);  # the start order, not tied to the label
@@ -103,7 +106,7 @@ sub start_block {
 
 sub has_library {
     my ($node) = @_;
-    return $node->safe_psql('postgres', q{SELECT current_setting('shared_preload_libraries') = 'pg_connguard'}) eq 't';
+    return $node->safe_psql('postgres', q{SELECT current_setting('shared_preload_libraries') = 'pg_connguard'}) eq 't';  # its views to read
 }
 
 # One comparison: returns its figures.
@@ -189,7 +192,7 @@ sub t_interval {
     return ($mean, $t{$df} * sqrt($ss / ($n - 1)) / sqrt($n));
 }
 
-my %label = (none => 'A/A, the library on neither', both => 'A/A, the library on both', ab => 'A/B, the library on "a" only');
+my %label = (none => 'A/A, the library on neither', both => "A/A, $preloaded on both", ab => "A/B, $preloaded on \"a\" only");
 for my $held_count (@scenarios) {
     for my $mode (@modes) {
         my $r = measure($mode, $held_count);

@@ -5,7 +5,8 @@
 # Takes about an hour (more on a machine slow to fork); BENCH_ONLY=workload runs only the
 # max_active rows of bench/workload.pl, BENCH_ONLY=login only the login cost by the method
 # checked with A/A runs (bench/login.pl; BENCH_LOGIN_MODES=none,both,ab and
-# BENCH_LOGIN_HELD=300,2000 choose its rows, BENCH_BLOCKS its blocks, a multiple of 4). BENCH_SECONDS (per pgbench run), BENCH_ROUNDS,
+# BENCH_LOGIN_HELD=300,2000 choose its rows, BENCH_BLOCKS its blocks, a multiple of 4;
+# BENCH_LOGIN_LIBRARY=connguard_null preloads an empty library instead, bench/null_library.c). BENCH_SECONDS (per pgbench run), BENCH_ROUNDS,
 # BENCH_MANY_SESSIONS and BENCH_WORKER_SECONDS shorten it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ run_bench() {
     as_server_user env PATH="$PG_BIN:$PATH" PERL5LIB="$pgxs_perl" PG_REGRESS="$pgxs_dir/src/test/regress/pg_regress" TESTDIR="$copy" BENCH_OUTPUT="$results" \
         BENCH_SECONDS="${BENCH_SECONDS:-$2}" BENCH_ROUNDS="${BENCH_ROUNDS:-$3}" BENCH_WORKER_SECONDS="${BENCH_WORKER_SECONDS:-60}" \
         BENCH_LOGIN_MODES="${BENCH_LOGIN_MODES:-none,both,ab}" BENCH_LOGIN_HELD="${BENCH_LOGIN_HELD:-300,2000}" BENCH_BLOCKS="${BENCH_BLOCKS:-4}" \
+        BENCH_LOGIN_LIBRARY="${BENCH_LOGIN_LIBRARY:-pg_connguard}" \
         perl "$copy/bench/$1.pl" > "$copy/$1.log" 2>&1 || { tail -40 "$copy/$1.log"; exit 1; }
 }
 # BENCH_ONLY=workload runs the max_active rows (bench/workload.pl, about 8 minutes) alone.
@@ -29,7 +31,12 @@ run_bench() {
 case "${BENCH_ONLY:-}" in
     workload) echo "== max_active benchmarks"; run_bench workload 8 6 ;;
     login_queue) echo "== login queue and reservations"; run_bench login_queue 10 1 ;;
-    login) echo "== login cost, A/A and A/B (bench/login.pl)"; run_bench login 6 4 ;;
+    login)
+        if [ "${BENCH_LOGIN_LIBRARY:-pg_connguard}" = connguard_null ]; then  # the control: an empty library
+            as_root cc -shared -fPIC -O2 -I"$($PG_CONFIG --includedir-server)" -o "$($PG_CONFIG --pkglibdir)/connguard_null.so" \
+                "$root/bench/null_library.c"
+        fi
+        echo "== login cost, A/A and A/B (bench/login.pl)"; run_bench login 6 4 ;;
 esac
 if [ -n "${BENCH_ONLY:-}" ]; then
     cat "$results"
